@@ -91,7 +91,12 @@ class Client:
             raise ApplianceUnavailable("The appliance stopped answering.") from exc
         if not line:
             raise ApplianceUnavailable("The appliance closed the connection.")
-        message = json.loads(line)
+        try:
+            message = json.loads(line)
+        except ValueError as exc:
+            raise ApplianceUnavailable("The appliance sent a message that is not JSON.") from exc
+        if not isinstance(message, dict):
+            raise ApplianceUnavailable("The appliance sent a message that is not an object.")
         if "method" in message and "id" not in message and self.on_notification:
             self.on_notification(message["method"], message.get("params"))
         return message

@@ -1,0 +1,326 @@
+"""``lumbarest``: the command-line client of the appliance (docs/protocol.md).
+
+Every command is one or a few JSON-RPC calls through :class:`appliance.client.Client`; the CLI
+has no authority of its own. Human output is short; ``--json`` prints the raw result (stable:
+it is the protocol's own JSON).
+
+Exit codes: 0 done, 1 the appliance refused (its message on stderr), 2 the appliance is not
+running or stopped answering, 64 bad usage (argparse prints the usage).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from pathlib import Path
+from typing import IO, Any, Iterator
+
+from appliance.client import ApplianceUnavailable, Client, RpcError
+
+EXIT_REFUSED = 1
+EXIT_UNAVAILABLE = 2
+PAGE = 500
+
+EXPORT_COLUMNS = ["record", "id", "time", "ended_at", "program", "level", "planned_min",
+                  "actual_min", "outcome", "reason", "max_c", "mean_c", "energy_wh", "code",
+                  "priority", "readings", "acknowledged_at", "acknowledged_by"]
+
+
+# -- formatting ---------------------------------------------------------------------------------
+
+def _mmss(seconds: float | None) -> str:
+    if seconds is None:
+        return "--:--"
+    seconds = max(0, int(round(seconds)))
+    return f"{seconds // 60}:{seconds % 60:02d}"
+
+
+def _temp(value: float | None) -> str:
+    return "—" if value is None else f"{value:.1f} °C"
+
+
+def format_status(st: dict) -> str:
+    s = st.get("session") or {}
+    state = s.get("state", "idle")
+    mat = f"mat {_temp(st.get('mat_c'))}"
+    lines = []
+    if state in ("running", "paused"):
+        level = s.get("level")
+        setpoint = st.get("setpoint_c")
+        heat = f"{level} {setpoint:g} °C" if setpoint is not None else f"{level} (no heat)"
+        parts = [mat, f"{_mmss(s.get('remaining_s'))} left"]
+        if state == "running":
+            parts.append(f"heating {round((st.get('duty') or 0) * 100)} %"
+                         if st.get("heating") else "heater off")
+        head = "Running" if state == "running" else "Paused"
+        if state == "running" and s.get("phase") == "warming":
+            head = "Running (warming up)"
+        lines.append(f"{head}: {s.get('program')}, {heat} — {', '.join(parts)}")
+    elif state in ("done", "stopped", "fault", "interrupted"):
+        what = {"done": "Session finished", "stopped": "Session stopped",
+                "fault": "Session ended by a fault",
+                "interrupted": "Session interrupted"}[state]
+        detail = f": {s.get('program')}, {s.get('level')}" if s.get("program") else ""
+        reason = f" ({s.get('reason')})" if s.get("reason") else ""
+        lines.append(f"{what}{detail}{reason} — {mat}")
+    else:
+        lines.append(f"Idle — {mat}")
+    for alarm in st.get("alarms") or []:
+        flag = "" if alarm.get("present", True) else " (gone; acknowledge)"
+        lines.append(f"! {alarm.get('priority', '').upper()} {alarm.get('code')}: "
+                     f"{alarm.get('title')}{flag}. {alarm.get('advice', '')}".rstrip())
+    if st.get("mode") == "simulation":
+        lines.append("(simulation)")
+    return "\n".join(lines)
+
+
+def format_session_row(s: dict) -> str:
+    started = (s.get("started_at") or "")[:16].replace("T", " ")
+    actual = s.get("actual_min")
+    minutes = f"{actual:.0f}/{s.get('planned_min'):.0f} min" if actual is not None \
+        else f"-/{s.get('planned_min'):.0f} min"
+    outcome = s.get("outcome") or "open"
+    maxc = f"max {s['max_c']:.1f} °C" if s.get("max_c") is not None else ""
+    return f"#{s['id']:<5} {started}  {s.get('program'):<10} {s.get('level'):<7} " \
+           f"{minutes:<12} {outcome:<12} {maxc}".rstrip()
+
+
+def format_fault_row(f: dict) -> str:
+    at = (f.get("at") or "")[:19].replace("T", " ")
+    ack = f"acknowledged by {f['acknowledged_by']}" if f.get("acknowledged_by") \
+        else "not acknowledged"
+    return f"#{f['id']:<5} {at}  {f.get('priority', ''):<7} {f.get('code'):<18} {ack}"
+
+
+# -- export --------------------------------------------------------------------------------------
+
+def _pages(client: Client, method: str, key: str) -> Iterator[dict]:
+    offset = 0
+    while True:
+        page = client.call(method, {"limit": PAGE, "offset": offset})
+        rows = page.get(key) or []
+        yield from rows
+        offset += len(rows)
+        if not rows or offset >= page.get("total", 0):
+            return
+
+
+def write_export(client: Client, out: IO[str]) -> tuple[int, int]:
+    """Write sessions and faults as one CSV (column ``record`` says which); no patient data.
+
+    Returns (sessions, faults) written. Used by ``lumbarest export`` and the USB export.
+    """
+    writer = csv.DictWriter(out, fieldnames=EXPORT_COLUMNS, extrasaction="ignore")
+    writer.writeheader()
+    n_sessions = n_faults = 0
+    for s in _pages(client, "history.sessions", "sessions"):
+        row = dict(s, record="session", time=s.get("started_at"))
+        writer.writerow(row)
+        n_sessions += 1
+    for f in _pages(client, "history.faults", "faults"):
+        row = dict(f, record="fault", time=f.get("at"),
+                   readings=json.dumps(f.get("readings") or {}, sort_keys=True))
+        writer.writerow(row)
+        n_faults += 1
+    return n_sessions, n_faults
+
+
+# -- commands -------------------------------------------------------------------------------------
+
+def _print_json(value: Any) -> None:
+    print(json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False))
+
+
+def cmd_status(c: Client, args) -> int:
+    st = c.call("status")
+    if args.json:
+        _print_json(st)
+    else:
+        print(format_status(st))
+    return 0
+
+
+def _state_command(method: str, params: dict | None = None):
+    def run(c: Client, args) -> int:
+        st = c.call(method, params(args) if callable(params) else params)
+        if getattr(args, "json", False):
+            _print_json(st)
+        else:
+            print(format_status(st))
+        return 0
+    return run
+
+
+def cmd_ack(c: Client, args) -> int:
+    params: dict = {}
+    if args.code:
+        params["code"] = args.code
+    if args.pin:
+        params["pin"] = args.pin
+    result = c.call("fault.acknowledge", params)
+    if args.json:
+        _print_json(result)
+    elif result["cleared"]:
+        print("Acknowledged: " + ", ".join(result["cleared"]))
+    else:
+        print("Nothing to acknowledge.")
+    return 0
+
+
+def cmd_history(c: Client, args) -> int:
+    result = c.call("history.sessions", {"limit": args.limit, "offset": args.offset})
+    if args.json:
+        _print_json(result)
+        return 0
+    if not result["sessions"]:
+        print("No sessions yet.")
+    for s in result["sessions"]:
+        print(format_session_row(s))
+    if result["total"] > len(result["sessions"]) + args.offset:
+        print(f"({len(result['sessions'])} of {result['total']}; --limit/--offset for more)")
+    return 0
+
+
+def cmd_faults(c: Client, args) -> int:
+    result = c.call("history.faults", {"limit": args.limit, "offset": args.offset})
+    if args.json:
+        _print_json(result)
+        return 0
+    if not result["faults"]:
+        print("No faults recorded.")
+    for f in result["faults"]:
+        print(format_fault_row(f))
+    return 0
+
+
+def cmd_export(c: Client, args) -> int:
+    path = Path(args.file)
+    tmp = path.with_name(path.name + ".part")
+    try:
+        with open(tmp, "w", newline="", encoding="utf-8") as out:
+            n_sessions, n_faults = write_export(c, out)
+        tmp.replace(path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        print(f"Cannot write {path}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_REFUSED
+    print(f"Exported {n_sessions} sessions and {n_faults} faults to {path}.")
+    return 0
+
+
+def cmd_selftest(c: Client, args) -> int:
+    result = c.call("system.selftest")
+    if args.json:
+        _print_json(result)
+    else:
+        for check in result.get("checks", []):
+            mark = "ok  " if check.get("passed") else "FAIL"
+            print(f"{mark} {check.get('name')}: {check.get('detail', '')}".rstrip(": "))
+        print("Self-test passed." if result.get("passed") else "Self-test FAILED.")
+    return 0 if result.get("passed") else EXIT_REFUSED
+
+
+def cmd_sim_inject(c: Client, args) -> int:
+    result = c.call("sim.inject", {"fault": args.fault})
+    print(json.dumps(result) if args.json else f"Injected: {result['injected']}")
+    return 0
+
+
+def cmd_sim_patient(c: Client, args) -> int:
+    result = c.call("sim.patient", {"on": args.state == "on"})
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print("Simulated patient is " + ("on" if result["patient_on"] else "off") + " the mat.")
+    return 0
+
+
+# -- argument parsing --------------------------------------------------------------------------
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):           # usage errors exit 64 (EX_USAGE), not 2
+        self.print_usage(sys.stderr)
+        self.exit(64, f"{self.prog}: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="lumbarest", description="Control the Lumbarest heated traction mat.")
+    parser.add_argument("--socket", help="the appliance socket (default: $LUMBAREST_SOCKET or "
+                                         "the system/per-user socket)")
+    parser.add_argument("--timeout", type=float, default=10.0, help=argparse.SUPPRESS)
+    common = _Parser(add_help=False)
+    common.add_argument("--json", action="store_true", help="print the raw JSON result")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                                parser_class=_Parser)
+
+    p = sub.add_parser("status", parents=[common], help="show what the mat is doing")
+    p.set_defaults(run=cmd_status)
+
+    p = sub.add_parser("start", parents=[common], help="start a session")
+    p.add_argument("program", help="e.g. standard, short, long, traction")
+    p.add_argument("--level", help="heat level (default: medium; off for traction)")
+    p.set_defaults(run=_state_command(
+        "session.start",
+        lambda a: {"program": a.program, **({"level": a.level} if a.level else {})}))
+
+    for name, method, text in (("pause", "session.pause", "pause the session (heater off)"),
+                               ("resume", "session.resume", "resume a paused session"),
+                               ("stop", "session.stop", "stop the session"),
+                               ("extend", "session.extend", "add 5 minutes")):
+        p = sub.add_parser(name, parents=[common], help=text)
+        p.set_defaults(run=_state_command(method))
+
+    p = sub.add_parser("ack", parents=[common], help="acknowledge alarms")
+    p.add_argument("code", nargs="?", help="one alarm code (default: all)")
+    p.add_argument("--pin", help="clinic or service PIN (needed for latched faults)")
+    p.set_defaults(run=cmd_ack)
+
+    for name, run, text in (("history", cmd_history, "list past sessions"),
+                            ("faults", cmd_faults, "list recorded faults")):
+        p = sub.add_parser(name, parents=[common], help=text)
+        p.add_argument("--limit", type=int, default=20 if name == "history" else 50)
+        p.add_argument("--offset", type=int, default=0)
+        p.set_defaults(run=run)
+
+    p = sub.add_parser("export", help="write sessions and faults to a CSV file")
+    p.add_argument("file", metavar="FILE.csv")
+    p.set_defaults(run=cmd_export, json=False)
+
+    p = sub.add_parser("selftest", parents=[common], help="run the self-test")
+    p.set_defaults(run=cmd_selftest)
+
+    p = sub.add_parser("sim", help="simulation controls")
+    simsub = p.add_subparsers(dest="sim_command", required=True, metavar="SIMCOMMAND",
+                              parser_class=_Parser)
+    q = simsub.add_parser("inject", parents=[common], help="inject a fault")
+    q.add_argument("fault")
+    q.set_defaults(run=cmd_sim_inject)
+    q = simsub.add_parser("patient", parents=[common], help="put a patient on or off the mat")
+    q.add_argument("state", choices=("on", "off"))
+    q.set_defaults(run=cmd_sim_patient)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    client = None
+    try:
+        client = Client(args.socket, timeout_s=args.timeout)
+        return args.run(client, args)
+    except ApplianceUnavailable as exc:
+        print(str(exc), file=sys.stderr)
+        return EXIT_UNAVAILABLE
+    except RpcError as exc:
+        print(exc.message, file=sys.stderr)
+        return EXIT_REFUSED
+    except KeyboardInterrupt:
+        return 130
+    finally:
+        if client is not None:
+            client.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
