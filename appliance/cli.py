@@ -259,7 +259,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=cmd_status)
 
     p = sub.add_parser("start", parents=[common], help="start a session")
-    p.add_argument("program", help="e.g. standard, short, long, traction")
+    p.add_argument("program", help="e.g. quick, standard, deep, traction (see status --json)")
     p.add_argument("--level", help="heat level (default: medium; off for traction)")
     p.set_defaults(run=_state_command(
         "session.start",

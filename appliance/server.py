@@ -43,6 +43,8 @@ PIN_CHANGE_KEYS = {"clinic_pin": "clinic", "service_pin": "service"}
 CLIENT_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,32}$")
 # Keys of the state that change continuously; they are compared at a coarser resolution.
 _COARSE_KEYS = {"elapsed_s", "remaining_s"}
+# Keys left out of change detection (still pushed, at least every 0.45 s).
+_IGNORED_KEYS = {"wall_time", "sensor"}
 
 
 # -- parameter validation -----------------------------------------------------------------------
@@ -137,7 +139,7 @@ def _now() -> datetime:
 def _coarse(value: Any, key: str | None = None) -> Any:
     """A copy of the state for change detection: no wall time, floats rounded."""
     if isinstance(value, dict):
-        return {k: _coarse(v, k) for k, v in value.items() if k != "wall_time"}
+        return {k: _coarse(v, k) for k, v in value.items() if k not in _IGNORED_KEYS}
     if isinstance(value, list):
         return [_coarse(v) for v in value]
     if isinstance(value, float):
@@ -520,6 +522,7 @@ class ApiServer:
             "system.selftest": ({}, self._selftest),
             "sim.inject": ({"fault": name}, self._sim_inject),
             "sim.patient": ({"on": Param((bool,), required=True)}, self._sim_patient),
+            "sim.clear": ({}, self._sim_clear),
         }
 
     # -- handlers --------------------------------------------------------------------------
@@ -557,20 +560,9 @@ class ApiServer:
         return handler
 
     def _session_start(self, conn: _Client, program: str, level: str | None) -> dict:
+        # The level defaults from the program; the core checks both against its catalogue.
         if level is None:
             level = "off" if program == "traction" else "medium"
-        catalogue = self.appliance.catalogue()
-        programs = catalogue.get("programs", {})
-        levels = catalogue.get("levels", {})
-        if program not in programs:
-            raise CommandError(errors.INVALID_PARAMS,
-                               f"unknown program {program!r} (programs: "
-                               f"{', '.join(programs)})", {"param": "program",
-                                                           "allowed": list(programs)})
-        if level not in levels:
-            raise CommandError(errors.INVALID_PARAMS,
-                               f"unknown level {level!r} (levels: {', '.join(levels)})",
-                               {"param": "level", "allowed": list(levels)})
         self.appliance.start_session(program, level)
         return self._state()
 
@@ -691,6 +683,14 @@ class ApiServer:
         self._require_sim()
         self.appliance.inject(fault)
         return {"injected": fault}
+
+    def _sim_clear(self, conn: _Client) -> dict:
+        self._require_sim()
+        clear = getattr(self.appliance, "clear_injected", None)
+        if clear is None:
+            raise CommandError(errors.METHOD_NOT_FOUND, "sim.clear is not available")
+        clear()
+        return {"cleared": True}
 
     def _sim_patient(self, conn: _Client, on: bool) -> dict:
         self._require_sim()

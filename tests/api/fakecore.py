@@ -82,9 +82,11 @@ class FakeAppliance:
         if self.state in ("running", "paused"):
             self._not_allowed("start")
         if program not in PROGRAMS:
-            raise CommandError(errors.INVALID_PARAMS, f"unknown program {program!r}")
+            raise CommandError(errors.INVALID_PARAMS,
+                               f"Unknown program {program!r}; choose one of {', '.join(PROGRAMS)}.")
         if level not in LEVELS:
-            raise CommandError(errors.INVALID_PARAMS, f"unknown level {level!r}")
+            raise CommandError(errors.INVALID_PARAMS,
+                               f"Unknown heat level {level!r}; choose one of {', '.join(LEVELS)}.")
         self.state, self.program, self.level = "running", program, level
         self.planned_s = PROGRAMS[program] * 60
         self.elapsed_s = 0.0
@@ -172,6 +174,10 @@ class FakeAppliance:
                               "present": False, "needs": needs, "since": None}
         self.history.fault_raised(code=fault, priority=priority, at=datetime.now(timezone.utc),
                                   readings={"mat_c": self.mat_c})
+
+    def clear_injected(self) -> None:
+        for alarm in self.alarms.values():
+            alarm["present"] = False
 
     def set_patient(self, on: bool) -> None:
         if self.mode != "simulation":

@@ -76,7 +76,7 @@ def test_traction_default_level(harness, capsys):
 
 def test_refusal_goes_to_stderr_exit_1(harness, capsys):
     code, out, err = run(harness, "start", "marathon", capsys=capsys)
-    assert code == 1 and out == "" and "unknown program 'marathon'" in err
+    assert code == 1 and out == "" and "Unknown program 'marathon'" in err
 
 
 def test_faults_ack_sim(harness, capsys):

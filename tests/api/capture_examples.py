@@ -1,0 +1,104 @@
+"""Capture real request/response pairs for docs/protocol.md.
+
+``python -m tests.api.capture_examples [--fake]`` starts the real appliance (or the fake core with
+``--fake``) in a temp dir, runs one example of every method and prints Markdown.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+class Capture:
+    def __init__(self, path: Path):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.connect(str(path))
+        self.file = self.sock.makefile("rb")
+        self.id = 0
+        self.out: list[str] = []
+
+    def call(self, method, params=None, title=None, note=None, keep_notification=False):
+        self.id += 1
+        msg = {"jsonrpc": "2.0", "id": self.id, "method": method}
+        if params is not None:
+            msg["params"] = params
+        self.sock.sendall(json.dumps(msg).encode() + b"\n")
+        notification = None
+        while True:
+            reply = json.loads(self.file.readline())
+            if reply.get("id") == self.id:
+                break
+        if keep_notification:
+            notification = json.loads(self.file.readline())
+        self.out.append(f"### {title or method}\n")
+        if note:
+            self.out.append(note + "\n")
+        self.out.append("```json\n--> " + json.dumps(msg) + "\n<-- "
+                        + json.dumps(reply, indent=2, ensure_ascii=False) + "\n```\n")
+        if notification:
+            self.out.append("followed at once by the current state:\n\n```json\n<-- "
+                            + json.dumps(notification)[:300] + " …\n```\n")
+        return reply
+
+
+def run(path: Path) -> str:
+    c = Capture(path)
+    c.call("status")
+    c.call("subscribe", {"client": "kiosk"}, keep_notification=True)
+    c.call("unsubscribe")
+    c.call("session.start", {"program": "standard", "level": "high"})
+    time.sleep(1.0)
+    c.call("session.pause")
+    c.call("session.resume")
+    c.call("session.extend")
+    c.call("session.stop")
+    c.call("session.stop", title="session.stop (not allowed)", note="A refused command:")
+    c.call("session.start", {"program": "standard", "level": "scorching"},
+           title="session.start (invalid params)")
+    c.call("sim.patient", {"on": True})
+    c.call("sim.inject", {"fault": "rtd_open"})
+    time.sleep(0.6)
+    c.call("fault.acknowledge", {}, title="fault.acknowledge (condition still present)")
+    c.call("sim.inject", {"fault": "rtd_ok"}, title="sim.inject (clear)")
+    time.sleep(0.6)
+    c.call("fault.acknowledge", {"code": "rtd_open"})
+    c.call("fault.acknowledge", {"pin": "1234"}, title="fault.acknowledge (with the clinic PIN)")
+    c.call("history.sessions", {"limit": 2, "offset": 0})
+    c.call("history.faults", {"limit": 2})
+    c.call("history.trace", {"session_id": 1})
+    c.call("history.audit", {"limit": 2})
+    c.call("history.counters")
+    c.call("settings.get")
+    c.call("settings.set", {"pin": "1234", "changes": {"volume": 3}})
+    c.call("settings.set", {"pin": "0000", "changes": {"volume": 3}},
+           title="settings.set (wrong PIN)")
+    c.call("auth.check", {"role": "clinic", "pin": "1234"})
+    c.call("system.selftest")
+    return "\n".join(c.out)
+
+
+def main() -> None:
+    tmp = Path(tempfile.mkdtemp(prefix="lr-cap-"))
+    if "--fake" in sys.argv:
+        from tests.api.conftest import ServerHarness
+        h = ServerHarness(tmp)
+        try:
+            print(run(h.socket))
+        finally:
+            h.close()
+    else:
+        from tests.api.conftest import ApplianceProcess
+        app = ApplianceProcess(tmp).start()
+        try:
+            print(run(app.socket))
+        finally:
+            app.stop()
+
+
+if __name__ == "__main__":
+    main()
