@@ -353,14 +353,23 @@ class ApiServer:
         client = _Client(self, self._next_id, reader, writer)
         self._next_id += 1
         if len(self._clients) >= MAX_CLIENTS:
-            log.warning("refusing client: %d clients already connected", MAX_CLIENTS)
-            try:
-                writer.write(self._encode(self._error(None, errors.TOO_MANY_REQUESTS,
-                                                      "too many clients connected")))
-                writer.close()
-            except Exception:
-                pass
-            return
+            # Full: make room by closing the longest-quiet client that is not subscribed, so a
+            # heap of idle connections can never lock the kiosk out.
+            idle = [c for c in self._clients.values() if not c.subscribed]
+            if idle:
+                victim = min(idle, key=lambda c: c.last_refill)
+                log.warning("%d clients connected: closing idle client %d", MAX_CLIENTS,
+                            victim.id)
+                victim.drop()
+            else:
+                log.warning("refusing client: %d subscribers already connected", MAX_CLIENTS)
+                try:
+                    writer.write(self._encode(self._error(None, errors.TOO_MANY_REQUESTS,
+                                                          "too many clients connected")))
+                    writer.close()
+                except Exception:
+                    pass
+                return
         self._clients[client.id] = client
         client.reader_task = asyncio.current_task()
         client.writer_task = asyncio.get_running_loop().create_task(client.write_loop())

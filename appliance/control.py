@@ -1,0 +1,219 @@
+"""Control strategies: from the trusted mat temperature and the setpoint to an SSR duty.
+
+Pluggable like Klipper's heater controls: every strategy has ``update(now_s, mat_c, setpoint_c)
+-> duty`` (0..1) and ``reset()``, takes time as an argument and does no I/O. Safety is not their
+business — the supervisor runs before them and the core ignores their output whenever heat is not
+allowed.
+
+``ours`` is the appliance's controller; ``bang_bang``, ``kiln_pid`` and ``full_power`` are the
+baselines of the control-quality benchmark (``docs/performance.md``); ``pid`` is the plain PID
+they build on.
+"""
+
+from appliance.config import ControlConfig
+from appliance.thermal import HeatBalance
+from hw.sim.plant import MatParams
+
+
+def _clamp(value: float, low: float = 0.0, high: float = 1.0) -> float:
+    return low if value < low else high if value > high else value
+
+
+class Pid:
+    """PID with derivative on measurement and anti-windup by clamping the integral.
+
+    Derivative on measurement: a setpoint change does not kick the output. The integral is kept
+    within what the output can use, so it never winds up while the output is saturated.
+
+    :param kp_per_c: duty per °C of error.
+    :param ki_per_c_s: duty per °C·s of accumulated error.
+    :param kd_s: duty per °C/s of rise, times seconds (derivative time x kp).
+    :param derivative_smooth_s: first-order filter on the derivative (sensor noise).
+    """
+
+    def __init__(self, kp_per_c: float, ki_per_c_s: float, kd_s: float = 0.0,
+                 derivative_smooth_s: float = 4.0):
+        self.kp = kp_per_c
+        self.ki = ki_per_c_s
+        self.kd = kd_s
+        self.smooth_s = derivative_smooth_s
+        self.reset()
+
+    def reset(self) -> None:
+        self.integral = 0.0
+        self._last_c: float | None = None
+        self._last_s: float | None = None
+        self._rate = 0.0
+
+    def update(self, now_s: float, mat_c: float, setpoint_c: float, feed_forward: float = 0.0) -> float:
+        error = setpoint_c - mat_c
+        if self._last_s is not None and now_s > self._last_s:
+            dt = now_s - self._last_s
+            alpha = min(1.0, dt / self.smooth_s)
+            self._rate += alpha * ((mat_c - self._last_c) / dt - self._rate)
+            self.integral += self.ki * error * dt
+        self._last_c, self._last_s = mat_c, now_s
+        unclamped = feed_forward + self.kp * error - self.kd * self._rate
+        self.integral = _clamp(self.integral, -1.0 - unclamped, 1.0 - unclamped)
+        return _clamp(unclamped + self.integral)
+
+
+class BangBang:
+    """A typical heating pad: on below setpoint − ``hysteresis_c``, off above the setpoint."""
+
+    def __init__(self, hysteresis_c: float = 1.0):
+        self.hysteresis_c = hysteresis_c
+        self.reset()
+
+    def reset(self) -> None:
+        self._on = True
+
+    def update(self, now_s: float, mat_c: float, setpoint_c: float) -> float:
+        if mat_c >= setpoint_c:
+            self._on = False
+        elif mat_c < setpoint_c - self.hysteresis_c:
+            self._on = True
+        return 1.0 if self._on else 0.0
+
+
+class FullPower:
+    """100 % until the sensor first reaches the setpoint, then off: the physical lower bound of
+    the time to reach the setpoint, and the overshoot that costs."""
+
+    def reset(self) -> None:
+        self._reached = False
+
+    def __init__(self):
+        self.reset()
+
+    def update(self, now_s: float, mat_c: float, setpoint_c: float) -> float:
+        self._reached = self._reached or mat_c >= setpoint_c
+        return 0.0 if self._reached else 1.0
+
+
+class KilnPid:
+    """The kiln-controller approach: full on/off outside ±``band_c``, a fixed PID inside, and
+    the output held for a ``window_s`` SSR window."""
+
+    def __init__(self, band_c: float = 5.0, window_s: float = 2.0):
+        self.band_c = band_c
+        self.window_s = window_s
+        self.pid = Pid(kp_per_c=0.25, ki_per_c_s=0.002, kd_s=10.0)
+        self.reset()
+
+    def reset(self) -> None:
+        self.pid.reset()
+        self._window_end_s: float | None = None
+        self._held = 0.0
+
+    def update(self, now_s: float, mat_c: float, setpoint_c: float) -> float:
+        if self._window_end_s is not None and now_s < self._window_end_s:
+            return self._held
+        self._window_end_s = now_s + self.window_s
+        error = setpoint_c - mat_c
+        if error > self.band_c:
+            self.pid.reset()
+            self._held = 1.0
+        elif error < -self.band_c:
+            self.pid.reset()
+            self._held = 0.0
+        else:
+            self._held = self.pid.update(now_s, mat_c, setpoint_c)
+        return self._held
+
+
+class ModelBased:
+    """``ours``: an observer-based controller with a predicted approach and load rejection.
+
+    * **Approach**: full power while the mat, held at the holding power from now on, would not
+      come within ``coast_margin_c`` of the setpoint inside ``horizon_s``. The prediction starts
+      from the observer's element and surface estimates, so the heat already stored in the
+      element is counted before it arrives: that is what allows a fast heat-up without overshoot.
+    * **Hold**: state feedback in watts — the holding power (losses to the room plus the
+      observed load, e.g. a patient's body), plus ``surface_gain_w_per_k`` times the surface
+      error, minus ``element_gain_w_per_k`` times the element's excess over what holding needs,
+      plus an integral for what the model gets wrong.
+    """
+
+    def __init__(self, model: MatParams, cfg: ControlConfig, *, coast_margin_c: float = 0.1,
+                 horizon_s: float = 240.0, load_smooth_s: float = 20.0,
+                 surface_gain_w_per_k: float = 20.0, element_gain_w_per_k: float = 3.0,
+                 integral_w_per_k_s: float = 0.1):
+        self.m = model
+        self.balance = HeatBalance(model)
+        self.coast_margin_c = coast_margin_c
+        self.horizon_s = horizon_s
+        self.load_smooth_s = load_smooth_s
+        self.ks = surface_gain_w_per_k
+        self.ke = element_gain_w_per_k
+        self.ki = integral_w_per_k_s
+        self.reset()
+
+    def reset(self) -> None:
+        self.balance.reset()
+        self.boosting = True
+        self.load_w = 0.0
+        self.integral_w = 0.0
+        self._last_duty = 0.0
+        self._last_s: float | None = None
+
+    def coast_peak_c(self, power_w: float) -> float:
+        """Highest surface temperature within the horizon if ``power_w`` were applied from now."""
+        m = self.m
+        te, ts = self.balance.te_c, self.balance.ts_c
+        peak, dt = ts, 2.0
+        for _ in range(int(self.horizon_s / dt)):
+            flow = m.element_to_surface_w_per_k * (te - ts)
+            loss = m.surface_to_ambient_w_per_k * (ts - m.ambient_c) - self.load_w
+            te += (power_w - flow) * dt / m.element_j_per_k
+            ts += (flow - loss) * dt / m.surface_j_per_k
+            peak = max(peak, ts)
+        return peak
+
+    def hold_w(self, setpoint_c: float) -> float:
+        """The power that holds the surface at ``setpoint_c``: room losses plus the load."""
+        m = self.m
+        return max(0.0, m.surface_to_ambient_w_per_k * (setpoint_c - m.ambient_c) - self.load_w)
+
+    def update(self, now_s: float, mat_c: float, setpoint_c: float) -> float:
+        m = self.m
+        dt = 0.0 if self._last_s is None else now_s - self._last_s
+        self._last_s = now_s
+        self.balance.update(now_s, mat_c, self._last_duty * m.heater_w)
+        if dt > 0:
+            self.load_w += min(1.0, dt / self.load_smooth_s) * (self.balance.unexplained_w - self.load_w)
+        hold_w = self.hold_w(setpoint_c)
+        if self.boosting and self.coast_peak_c(hold_w) >= setpoint_c - self.coast_margin_c:
+            self.boosting = False
+        elif not self.boosting and setpoint_c - mat_c > 2.0:
+            self.boosting = True  # a new, higher setpoint, or a large cold load
+        if self.boosting:
+            self.integral_w = 0.0
+            duty = 1.0
+        else:
+            error = setpoint_c - self.balance.ts_c
+            element_excess = self.balance.te_c - (setpoint_c + hold_w / m.element_to_surface_w_per_k)
+            power_w = hold_w + self.ks * error - self.ke * element_excess
+            self.integral_w = _clamp(self.integral_w + self.ki * error * dt,
+                                     -m.heater_w - power_w, m.heater_w - power_w)
+            duty = _clamp((power_w + self.integral_w) / m.heater_w)
+        self._last_duty = duty
+        return duty
+
+
+def make_controller(name: str, cfg: ControlConfig, model: MatParams):
+    """The strategy called ``name`` (``ControlConfig.strategy``)."""
+    if name == "ours":
+        return ModelBased(model, cfg)
+    if name == "pid":
+        return Pid(cfg.kp_per_c, cfg.ki_per_c_s, cfg.kd_s)
+    if name == "bang_bang":
+        return BangBang()
+    if name == "kiln_pid":
+        return KilnPid()
+    if name == "full_power":
+        return FullPower()
+    raise ValueError(f"unknown controller {name!r}")
+
+
+CONTROLLERS = ("ours", "pid", "bang_bang", "kiln_pid", "full_power")

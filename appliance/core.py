@@ -1,0 +1,529 @@
+"""The appliance core: one control period at a time, and the commands clients may ask for.
+
+:meth:`Appliance.tick` is the control loop's body, in the order the safety case relies on::
+
+    read the sensor -> safety rules (latch, decide) -> session time -> control -> heater
+
+Everything is single-threaded and takes time from the injected clock; the only thing another
+thread may do is :meth:`Appliance.force_off` (the loop watchdog). The core owns the heater: no
+client can set a duty, only ask for a session, and every request goes through the same limits.
+"""
+
+import logging
+from dataclasses import dataclass, field, replace
+
+from appliance.alarms import CATALOGUE
+from appliance.config import Config, validate_catalogue
+from appliance.control import make_controller
+from appliance.errors import (CONDITION_PRESENT, FAULT_LATCHED, INVALID_PARAMS, METHOD_NOT_FOUND,
+                              NOT_ALLOWED, PIN_REQUIRED, CommandError)
+from appliance.safety import Inputs, SafetySupervisor
+from appliance.session import Plan, Session
+from appliance.watchdog import LoopWatchdog
+from hw.rtd import RtdSample
+
+log = logging.getLogger(__name__)
+
+PROTOCOL = 1
+TRACE_PERIOD_S = 5.0
+SIM_FAULTS = ("rtd_open", "rtd_short", "refin", "ovuv", "spi_error", "stale", "noise_spikes",
+              "sensor_detached", "heater_open", "ssr_stuck_on", "loop_stall", "ui_disconnect")
+LOOP_STALL_S = 10.0
+EDITABLE = ("levels", "programs", "unit_name", "language", "volume", "brightness", "sleep_min")
+_MISSING = RtdSample(None, None, None, error="missing")
+
+
+@dataclass
+class Devices:
+    """What the shell built: any of them may be missing (then a fault says so)."""
+
+    heater: object | None
+    sensor: object | None
+    heartbeat: object | None = None
+    rig: object | None = None                     # simulation only
+    startup_faults: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _Stats:
+    """Per-session figures for the history record."""
+
+    history_id: int | None = None
+    max_c: float | None = None
+    sum_c: float = 0.0
+    count: int = 0
+    energy_j: float = 0.0
+    next_trace_s: float = 0.0
+
+
+class Appliance:
+    """The controller. See the module docstring for the loop; ``docs/architecture.md`` for why.
+
+    :param config: validated configuration.
+    :param devices: heater, sensor and friends (real or simulated).
+    :param clock: ``monotonic()`` for control and safety, ``wall()`` for records.
+    :param history: an :class:`appliance.history.History`, or ``None`` (scenario runs).
+    """
+
+    def __init__(self, config: Config, devices: Devices, clock, history=None, pins=None):
+        self.config = config
+        self.mode = config.mode
+        self.devices = devices
+        self.clock = clock
+        self.history = history
+        self.pins = pins
+        now = clock.monotonic()
+        self.period_s = config.control.sample_period_s
+        self.safety = SafetySupervisor(config.safety, config.model, now)
+        self.controller = make_controller(config.control.strategy, config.control, config.model)
+        self.session = self._new_session()
+        self.watchdog = LoopWatchdog(self.period_s, config.safety.loop_stall_s, now)
+        self.settings_values = {"levels": dict(config.levels), "programs": dict(config.programs),
+                                "unit_name": config.unit_name, "language": "en", "volume": 70,
+                                "brightness": 100, "sleep_min": 5}
+        self.ui_clients = 0
+        self.ui_blocked = False
+        self.patient_on: bool | None = False if devices.rig else None
+        self.ready = False
+        self.heating = False
+        self.mat_c: float | None = None
+        self.sample: RtdSample = _MISSING
+        self.duty = 0.0
+        self.state_version = 0
+        self.fault_log: list[tuple[str, float]] = []   # (code, detected_at_s), newest last
+        self._stats = _Stats()
+        self._stall_request_s = 0.0
+        self._selftest_until_s = now + config.safety.selftest_observe_s
+        self._selftest_first_c: float | None = None
+        self._last_tick_s = now
+        self._interrupted: dict | None = None
+        self._relay_cycles_seen = 0
+        self._heater_off()
+        self._load_persisted_settings()
+        for code in devices.startup_faults:
+            self._trip(code, now, {"startup": True})
+        self._startup_selftest(now)
+        self._mark_interrupted()
+
+    # -- construction helpers ----------------------------------------------------------------
+    def _new_session(self) -> Session:
+        s = self.config.session
+        return Session(max_session_s=s.max_session_min * 60, extend_step_s=s.extend_step_min * 60,
+                       max_pause_s=s.max_pause_min * 60)
+
+    def _record(self, method: str, *args, **kwargs):
+        """Write to the history; a database problem must never stop the control loop."""
+        if self.history is None:
+            return None
+        try:
+            return getattr(self.history, method)(*args, **kwargs)
+        except Exception:  # noqa: BLE001 - logged; safety does not depend on the record
+            log.exception("history.%s failed", method)
+            return None
+
+    def _load_persisted_settings(self) -> None:
+        saved = self._record("get_setting", "settings", None)
+        if not isinstance(saved, dict):
+            return
+        try:
+            self._validate_settings({k: v for k, v in saved.items() if k in EDITABLE})
+            self.settings_values.update({k: v for k, v in saved.items() if k in EDITABLE})
+        except CommandError as exc:
+            log.warning("ignoring saved settings: %s", exc.message)
+
+    def _mark_interrupted(self) -> None:
+        interrupted = self._record("mark_interrupted", self.clock.wall()) or []
+        if interrupted:
+            self._interrupted = interrupted[-1]
+            self.session.state = "interrupted"
+            self._trip("interrupted", self.clock.monotonic(), {"sessions": len(interrupted)})
+            self.safety.latch.active["interrupted"].present = False
+
+    def _startup_selftest(self, now_s: float) -> None:
+        """Rule 10, first half: the chip's fault-detection cycle; the rest runs in :meth:`tick`."""
+        sensor = self.devices.sensor
+        if sensor is None:
+            return
+        bits = sensor.fault_detection()
+        if bits:
+            self._trip("selftest_failed", now_s, {"fault_bits": list(bits)})
+
+    # -- the heater --------------------------------------------------------------------------
+    def _heater_off(self) -> None:
+        heater = self.devices.heater
+        self.duty = 0.0
+        self.heating = False
+        if heater is not None:
+            heater.off()
+
+    def force_off(self) -> None:
+        """Called from the watchdog thread: SSR off, relay open, nothing else."""
+        self._heater_off()
+
+    # -- faults ------------------------------------------------------------------------------
+    def _trip(self, code: str, now_s: float, readings: dict):
+        fault = self.safety.trip(code, now_s, readings)
+        if fault is not None:
+            self._on_new_fault(fault, now_s)
+        return fault
+
+    def _on_new_fault(self, fault, now_s: float) -> None:
+        spec = fault.spec
+        log.warning("fault %s (%s): %s", fault.code, spec.priority, spec.text)
+        self.fault_log = self.fault_log[-99:] + [(fault.code, fault.detected_at_s)]
+        self._record("fault_raised", code=fault.code, priority=spec.priority, at=self.clock.wall(),
+                     readings=fault.readings)
+        if spec.ends_session and self.session.active:
+            self.session.fail(now_s, fault.code)
+            self._session_ended(now_s)
+        self.state_version += 1
+
+    # -- the loop body -----------------------------------------------------------------------
+    def tick(self) -> None:
+        """One control period."""
+        if self._stall_request_s:
+            stall, self._stall_request_s = self._stall_request_s, 0.0
+            self.clock.sleep(stall)  # simulated fault: the loop blocks; the watchdog must act
+        now = self.clock.monotonic()
+        dt = now - self._last_tick_s
+        self._last_tick_s = now
+        stalled_at = self.watchdog.take_trip()
+        self.watchdog.beat(now)
+        if stalled_at is not None:
+            self._trip("loop_stall", stalled_at, {"stalled_s": round(now - stalled_at, 2)})
+
+        sensor = self.devices.sensor
+        self.sample = sensor.read() if sensor is not None else _MISSING
+        heater = self.devices.heater
+        setpoint = self.session.plan.setpoint_c if self.heating else None
+        verdict = self.safety.evaluate(Inputs(
+            now_s=now, sample=self.sample, duty=self.duty,
+            relay_closed=heater.relay_closed if heater is not None else False,
+            setpoint_c=setpoint, ui_clients=0 if self.ui_blocked else self.ui_clients,
+            heater_w=self.config.model.heater_w))
+        self.mat_c = verdict.mat_c
+        for fault in verdict.new_faults:
+            self._on_new_fault(fault, now)
+        self._selftest_tick(now)
+
+        ended = self.session.tick(now, self.mat_c, self.config.session.in_band_c)
+        if ended:
+            self._session_ended(now)
+
+        self._drive(now, dt, verdict)
+        self._account(now, dt)
+        if self.devices.heartbeat is not None and self.ready:
+            self.devices.heartbeat.beat()
+
+    def _selftest_tick(self, now_s: float) -> None:
+        """Rule 10, second half: with SSR and relay off, the mat must not warm up."""
+        if self.ready:
+            return
+        if self.mat_c is not None and self._selftest_first_c is None:
+            self._selftest_first_c = self.mat_c
+        if now_s < self._selftest_until_s:
+            return
+        if self._selftest_first_c is not None and self.mat_c is not None and \
+                self.mat_c - self._selftest_first_c > self.config.safety.selftest_max_rise_c:
+            self._trip("selftest_failed", now_s, {"rise_c": round(self.mat_c - self._selftest_first_c, 2)})
+        self.ready = True
+        self.state_version += 1
+
+    def _drive(self, now_s: float, dt: float, verdict) -> None:
+        heater = self.devices.heater
+        plan = self.session.plan
+        heat = (self.ready and self.session.heat_wanted and verdict.heat_allowed
+                and verdict.relay_allowed and self.mat_c is not None and heater is not None)
+        if not heat:
+            if self.heating or self.duty:
+                self.controller.reset()
+            self._heater_off()
+            return
+        setpoint = min(plan.setpoint_c, self.config.safety.max_setpoint_c)
+        if not self.heating:
+            self.controller.reset()
+            heater.close_relay()
+        duty = self.controller.update(now_s, self.mat_c, setpoint)
+        heater.set_duty(duty)
+        self.duty = heater.duty
+        self.heating = True
+
+    def _account(self, now_s: float, dt: float) -> None:
+        stats = self._stats
+        if not self.session.active:
+            return
+        if self.mat_c is not None:
+            stats.max_c = self.mat_c if stats.max_c is None else max(stats.max_c, self.mat_c)
+            stats.sum_c += self.mat_c
+            stats.count += 1
+        stats.energy_j += self.duty * self.config.model.heater_w * dt
+        if stats.history_id is not None and now_s >= stats.next_trace_s:
+            stats.next_trace_s = now_s + TRACE_PERIOD_S
+            self._record("session_trace", stats.history_id, t_s=round(self.session.elapsed_s(now_s), 1),
+                         mat_c=self.mat_c, setpoint_c=self.session.plan.setpoint_c, duty=self.duty)
+
+    def _session_ended(self, now_s: float) -> None:
+        self._heater_off()
+        session, stats = self.session, self._stats
+        heater = self.devices.heater
+        cycles = heater.relay_cycles if heater is not None else 0
+        if stats.history_id is not None:
+            self._record("session_ended", stats.history_id, ended_at=self.clock.wall(),
+                         outcome=session.outcome, reason=session.reason,
+                         actual_min=round(session.elapsed_s(now_s) / 60, 2),
+                         max_c=stats.max_c, mean_c=self.mean_c,
+                         energy_wh=round(stats.energy_j / 3600, 3))
+            self._record("add_counters", heater_s=stats.energy_j / self.config.model.heater_w,
+                         relay_cycles=cycles - self._relay_cycles_seen)
+        self._relay_cycles_seen = cycles
+        self.state_version += 1
+
+    @property
+    def mean_c(self) -> float | None:
+        stats = self._stats
+        return round(stats.sum_c / stats.count, 2) if stats.count else None
+
+    # -- commands ------------------------------------------------------------------------------
+    def catalogue(self) -> dict:
+        return {"programs": dict(self.settings_values["programs"]),
+                "levels": dict(self.settings_values["levels"]),
+                "unit_name": self.settings_values["unit_name"]}
+
+    def start_session(self, program: str, level: str) -> None:
+        programs, levels = self.settings_values["programs"], self.settings_values["levels"]
+        if not isinstance(program, str) or program not in programs:
+            raise CommandError(INVALID_PARAMS, f"Unknown program {program!r}; "
+                               f"choose one of {', '.join(programs)}.")
+        if not isinstance(level, str) or level not in levels:
+            raise CommandError(INVALID_PARAMS, f"Unknown heat level {level!r}; "
+                               f"choose one of {', '.join(levels)}.")
+        setpoint = None if program in Config.HEATLESS_PROGRAMS else levels[level]
+        if setpoint is not None and setpoint > self.config.safety.max_setpoint_c:
+            raise CommandError(INVALID_PARAMS, f"{setpoint:g} °C is above the limit of "
+                               f"{self.config.safety.max_setpoint_c:g} °C.")
+        if setpoint is not None:
+            blocking = [f.code for f in self.safety.latch.active.values() if f.code != "interrupted"]
+            if blocking:
+                raise CommandError(FAULT_LATCHED, "A fault must be cleared before heating: "
+                                   + ", ".join(blocking) + ".", {"faults": blocking})
+            if not self.ready:
+                raise CommandError(NOT_ALLOWED, "The controller is still checking itself; "
+                                   "try again in a few seconds.", {"state": "selftest"})
+        now = self.clock.monotonic()
+        self.session.start(now, Plan(program, level if setpoint is not None else "off",
+                                     programs[program] * 60, setpoint))
+        self.safety.latch.active.pop("interrupted", None)
+        self._interrupted = None
+        self.safety.session_started()
+        self._stats = _Stats(next_trace_s=now)
+        self._stats.history_id = self._record(
+            "session_started", program=program, level=self.session.plan.level,
+            planned_min=programs[program], setpoint_c=setpoint, started_at=self.clock.wall())
+        self._record("add_counters", sessions=1)
+        self.state_version += 1
+
+    def _session_command(self, action: str) -> None:
+        now = self.clock.monotonic()
+        getattr(self.session, action)(now)
+        if action == "stop":
+            self._session_ended(now)
+        elif action == "pause":
+            self._heater_off()
+        self.state_version += 1
+
+    def pause(self) -> None:
+        self._session_command("pause")
+
+    def resume(self) -> None:
+        self._session_command("resume")
+
+    def stop(self) -> None:
+        self._session_command("stop")
+
+    def extend(self) -> None:
+        self._session_command("extend")
+
+    def acknowledge(self, code: str | None, role: str) -> list[str]:
+        latch = self.safety.latch
+        if code is not None and code not in latch.active:
+            raise CommandError(INVALID_PARAMS, f"No active alarm {code!r}.")
+        cleared, present, service = latch.acknowledge(code, role)
+        if not cleared and present:
+            raise CommandError(CONDITION_PRESENT, "The problem is still there: "
+                               + ", ".join(present) + ". It can be acknowledged once it is gone.",
+                               {"present": present})
+        if not cleared and service:
+            raise CommandError(PIN_REQUIRED, "Only service can clear: " + ", ".join(service) + ".",
+                               {"needs": "service", "faults": service})
+        for c in cleared:
+            self._record("fault_acknowledged", c, at=self.clock.wall(), by=role)
+        if self.session.state == "interrupted" and "interrupted" in cleared:
+            self.session.state = "idle"
+        self.state_version += 1
+        return cleared
+
+    def settings(self) -> dict:
+        values = {k: (dict(v) if isinstance(v, dict) else v) for k, v in self.settings_values.items()}
+        values["max_setpoint_c"] = self.config.safety.max_setpoint_c
+        return values
+
+    def _validate_settings(self, changes: dict) -> None:
+        if not isinstance(changes, dict):
+            raise CommandError(INVALID_PARAMS, "changes must be an object.")
+        for key, value in changes.items():
+            if key not in EDITABLE:
+                raise CommandError(INVALID_PARAMS, f"{key!r} cannot be changed; "
+                                   f"editable: {', '.join(EDITABLE)}.")
+            ok = {"levels": isinstance(value, dict), "programs": isinstance(value, dict),
+                  "unit_name": isinstance(value, str) and 0 < len(value) <= 60,
+                  "language": value in ("en", "de"),
+                  "volume": type(value) is int and 0 <= value <= 100,
+                  "brightness": type(value) is int and 10 <= value <= 100,
+                  "sleep_min": type(value) is int and 1 <= value <= 120}[key]
+            if not ok:
+                raise CommandError(INVALID_PARAMS, f"{key} = {value!r} is not allowed.")
+        levels = {**self.settings_values["levels"], **changes.get("levels", {})}
+        programs = {**self.settings_values["programs"], **changes.get("programs", {})}
+        try:
+            validate_catalogue(levels, programs, self.config.safety.max_setpoint_c,
+                               self.config.session.max_session_min, "settings")
+        except ValueError as exc:
+            raise CommandError(INVALID_PARAMS, str(exc)) from None
+        for name in ("levels", "programs"):
+            default = getattr(self.config, name)
+            if set(changes.get(name, {})) - set(default):
+                raise CommandError(INVALID_PARAMS, f"Only the existing {name} can be changed: "
+                                   f"{', '.join(default)}.")
+
+    def apply_settings(self, changes: dict) -> dict:
+        self._validate_settings(changes)
+        for key, value in changes.items():
+            if isinstance(value, dict):
+                self.settings_values[key] = {**self.settings_values[key],
+                                             **{k: (float(v) if v is not None else None) for k, v in value.items()}}
+            else:
+                self.settings_values[key] = value
+        self._record("set_setting", "settings", self.settings_values)
+        self.state_version += 1
+        return self.settings()
+
+    def selftest(self) -> dict:
+        """``system.selftest``: the chip's fault cycle and a plausibility check, while idle."""
+        if self.session.active:
+            raise CommandError(NOT_ALLOWED, "The self-test runs only when no session is running.",
+                               {"state": self.session.state})
+        checks = []
+        sensor = self.devices.sensor
+        bits = sensor.fault_detection() if sensor is not None else ("missing",)
+        checks.append({"name": "sensor fault detection", "passed": not bits,
+                       "detail": ", ".join(bits) or "no faults"})
+        sample = sensor.read() if sensor is not None else _MISSING
+        bad = self.safety.sensor.classify(sample, self.clock.monotonic()) if sample.ok else "no reading"
+        checks.append({"name": "sensor plausible", "passed": bad is None,
+                       "detail": f"{sample.temperature_c:.2f} °C" if sample.ok else (bad or "")})
+        heater = self.devices.heater
+        off = heater is not None and heater.duty == 0 and (not heater.has_relay or not heater.relay_closed)
+        checks.append({"name": "heater and relay off", "passed": off,
+                       "detail": "off" if off else "not off or not available"})
+        passed = all(c["passed"] for c in checks)
+        self._record("audit", at=self.clock.wall(), role="system", action="selftest",
+                     details={"passed": passed, "checks": checks})
+        return {"passed": passed, "checks": checks}
+
+    def _require_sim(self) -> None:
+        if self.devices.rig is None:
+            raise CommandError(METHOD_NOT_FOUND, "Only available in simulation.")
+
+    def inject(self, fault: str) -> None:
+        self._require_sim()
+        if fault not in SIM_FAULTS:
+            raise CommandError(INVALID_PARAMS, f"Unknown fault {fault!r}; known: {', '.join(SIM_FAULTS)}.")
+        if fault == "loop_stall":
+            self._stall_request_s = LOOP_STALL_S
+        elif fault == "ui_disconnect":
+            self.ui_blocked = True
+        else:
+            self.devices.rig.inject(fault)
+
+    def clear_injected(self) -> None:
+        """Simulation: the injected hardware conditions go away (latched faults stay)."""
+        self._require_sim()
+        self.devices.rig.clear_faults()
+        self.ui_blocked = False
+
+    def set_patient(self, on: bool) -> None:
+        self._require_sim()
+        if not isinstance(on, bool):
+            raise CommandError(INVALID_PARAMS, "on must be true or false.")
+        self.devices.rig.set_patient(on)
+        self.patient_on = on
+        self.state_version += 1
+
+    def set_ui_clients(self, count: int) -> None:
+        self.ui_clients = count
+
+    # -- the state object ------------------------------------------------------------------------
+    def snapshot(self) -> dict:
+        now = self.clock.monotonic()
+        session = self.session
+        plan = session.plan
+        heater = self.devices.heater
+        interrupted = self._interrupted if session.state == "interrupted" else None
+        alarms = []
+        for fault in sorted(self.safety.latch.active.values(),
+                            key=lambda f: ("high", "medium", "low", "info").index(f.spec.priority)):
+            spec = fault.spec
+            alarms.append({
+                "code": fault.code, "priority": spec.priority, "kind": spec.kind,
+                "title": spec.title, "text": spec.text, "advice": spec.advice,
+                "heater_off": not self.heating, "present": fault.present, "needs": fault.needs,
+                "since": self._wall_at(fault.detected_at_s, now)})
+        if session.state == "done":
+            alarms.append({"code": "session_done", "priority": "info", "kind": "information",
+                           "title": "Session finished", "text": "The session is over.",
+                           "advice": "Take your time: roll onto your side and get up slowly.",
+                           "heater_off": True, "present": False, "needs": "none",
+                           "since": None})
+        sample = self.sample
+        return {
+            "protocol": PROTOCOL,
+            "mode": self.mode,
+            "unit_name": self.settings_values["unit_name"],
+            "wall_time": self.clock.wall().isoformat(timespec="seconds"),
+            "ready": self.ready,
+            "session": {
+                "state": session.state,
+                "program": plan.program if plan else (interrupted or {}).get("program"),
+                "level": plan.level if plan else (interrupted or {}).get("level"),
+                "phase": session.phase(),
+                "planned_s": round(plan.planned_s, 1) if plan else None,
+                "elapsed_s": round(session.elapsed_s(now), 1),
+                "remaining_s": round(session.remaining_s(now), 1),
+                "outcome": session.outcome,
+                "reason": session.reason,
+                "mean_c": self.mean_c,
+            },
+            "setpoint_c": plan.setpoint_c if plan and session.active else None,
+            "mat_c": round(self.mat_c, 2) if self.mat_c is not None else None,
+            "sensor_ok": self.mat_c is not None,
+            "heating": self.heating and self.duty > 0,
+            "duty": round(self.duty, 3),
+            "relay_closed": bool(heater.relay_closed) if heater is not None else False,
+            "patient_on": self.patient_on,
+            "alarms": alarms,
+            "ui_clients": self.ui_clients,
+            "sensor": {"resistance_ohm": round(sample.resistance_ohm, 3) if sample.resistance_ohm else None,
+                       "code": sample.code, "fault_bits": list(sample.fault_bits),
+                       "bad_reads": self.safety.sensor.bad_in_row},
+        }
+
+    def _wall_at(self, at_s: float, now_s: float) -> str:
+        from datetime import timedelta
+        return (self.clock.wall() - timedelta(seconds=now_s - at_s)).isoformat(timespec="seconds")
+
+    def shutdown(self) -> None:
+        """Heater off and the open session recorded as stopped by the shutdown."""
+        self._heater_off()
+        if self.session.active:
+            self.session.stop(self.clock.monotonic(), "controller shut down")
+            self._session_ended(self.clock.monotonic())

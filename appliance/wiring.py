@@ -1,0 +1,76 @@
+"""Building the devices for the core: simulated at the bus, or the Pi's real ones.
+
+Both paths construct the *same* driver classes (:class:`hw.heater.Heater`,
+:class:`hw.rtd.RtdSensor`); only what is underneath differs.
+"""
+
+import logging
+
+from appliance.config import Config
+from appliance.core import Devices
+from hw.heater import Heater, Heartbeat
+from hw.rtd import RtdSensor
+
+log = logging.getLogger(__name__)
+
+
+def _drivers(config: Config, spi, cs, pin_factory, faults: list[str]):
+    hw = config.hardware
+    sensor = heater = heartbeat = None
+    if spi is None:
+        faults.append("sensor_missing")
+    else:
+        try:
+            sensor = RtdSensor(spi, cs, nominal_ohm=hw.rtd_nominal_ohm,
+                               ref_resistor_ohm=hw.rtd_ref_ohm, wires=hw.rtd_wires,
+                               mains_hz=hw.mains_hz)
+        except Exception as exc:  # noqa: BLE001 - no sensor means no heat, not no appliance
+            log.error("temperature sensor unavailable: %s", exc)
+            faults.append("sensor_missing")
+    try:
+        heater = Heater(hw.heater_pin, relay_pin=hw.relay_pin, frequency_hz=hw.ssr_frequency_hz,
+                        ssr_active_high=hw.heater_active_high,
+                        relay_active_high=hw.relay_active_high, pin_factory=pin_factory)
+        if hw.heartbeat_pin is not None:
+            heartbeat = Heartbeat(hw.heartbeat_pin, pin_factory=pin_factory)
+    except Exception as exc:  # noqa: BLE001
+        log.error("heater outputs unavailable: %s", exc)
+        faults.append("output_missing")
+    return sensor, heater, heartbeat
+
+
+def build_simulated(config: Config, clock, *, seed: int = 0) -> Devices:
+    """The real drivers on a fake MAX31865 and mock pins, closing the loop through the mat model."""
+    from hw.sim.rig import SimulatedRig  # noqa: PLC0415 - simulation only
+
+    hw = config.hardware
+    rig = SimulatedRig(config.plant, clock, heater_pin=hw.heater_pin, relay_pin=hw.relay_pin,
+                       heater_active_high=hw.heater_active_high,
+                       relay_active_high=hw.relay_active_high, nominal_ohm=hw.rtd_nominal_ohm,
+                       ref_resistor_ohm=hw.rtd_ref_ohm, seed=seed)
+    faults: list[str] = []
+    sensor, heater, heartbeat = _drivers(config, rig.spi, rig.cs, rig.pin_factory, faults)
+    return Devices(heater, sensor, heartbeat, rig, faults)
+
+
+def build_hardware(config: Config) -> Devices:
+    """The Pi's SPI bus and GPIO; anything missing becomes a latched fault, never a crash."""
+    faults: list[str] = []
+    spi = cs = None
+    try:
+        from hw.pi import build_spi  # noqa: PLC0415
+
+        spi, cs = build_spi(config.hardware.rtd_cs_pin)
+    except Exception as exc:  # noqa: BLE001
+        log.error("SPI bus unavailable: %s", exc)
+    sensor, heater, heartbeat = _drivers(config, spi, cs, None, faults)
+    return Devices(heater, sensor, heartbeat, None, faults)
+
+
+def output_pins(config: Config) -> list[tuple[int, bool]]:
+    """Every output whose off level matters, for ``--failsafe-off``."""
+    hw = config.hardware
+    pins = [(hw.heater_pin, hw.heater_active_high)]
+    if hw.relay_pin is not None:
+        pins.append((hw.relay_pin, hw.relay_active_high))
+    return pins

@@ -1,0 +1,244 @@
+"""A register-level MAX31865 on a fake SPI bus, so the real Adafruit driver runs on any PC.
+
+The model follows the datasheet where the driver or the appliance can tell the difference:
+registers 00-07 with auto-increment, writes at 0x80 + address, one-shot conversions started on
+the rising edge of CS and finished after 52 / 62.5 ms, auto-convert mode (needs VBIAS), the fault
+bit in bit 0 of the RTD LSB, programmable high/low fault thresholds, a latched fault status that
+only the fault-clear bit clears, and the automatic fault-detection cycle.
+
+What the RTD "sees" comes from ``rtd_ohms()``, normally the thermal model's sensor node.
+Injected faults (``inject``) change what the chip reports; ``spi_error`` makes the bus itself fail.
+"""
+
+import random
+from typing import Callable
+
+from hw.rtd import celsius_to_ohms
+
+CONFIG_VBIAS = 0x80
+CONFIG_AUTO = 0x40
+CONFIG_ONE_SHOT = 0x20
+CONFIG_FAULT_CYCLE = 0x0C
+CONFIG_FAULT_CLEAR = 0x02
+CONFIG_50HZ = 0x01
+
+STATUS_HIGHTHRESH = 0x80
+STATUS_LOWTHRESH = 0x40
+STATUS_REFINLOW = 0x20
+STATUS_OVUV = 0x04
+
+CHIP_FAULTS = ("rtd_open", "rtd_short", "refin", "ovuv", "stale", "noise_spikes")
+
+
+class FakeMax31865:
+    """The chip. ``clock`` gives time for conversions and spikes (``monotonic()``).
+
+    :param rtd_ohms: what the RTD element measures right now, in ohms.
+    :param ref_resistor_ohm: the board's reference resistor.
+    :param noise_ohm: Gaussian noise of one conversion, 1 sigma, in ohms.
+    """
+
+    def __init__(self, rtd_ohms: Callable[[], float], clock, *, nominal_ohm: float = 100.0,
+                 ref_resistor_ohm: float = 430.0, noise_ohm: float = 0.0, seed: int = 0):
+        self._rtd_ohms = rtd_ohms
+        self._clock = clock
+        self.nominal_ohm = nominal_ohm
+        self.ref_resistor_ohm = ref_resistor_ohm
+        self.noise_ohm = noise_ohm
+        self._rng = random.Random(seed)
+        self.registers = bytearray(8)
+        self.registers[3:5] = b"\xff\xff"  # high fault threshold at power-on
+        self._one_shot_done_at: float | None = None
+        self._pending_one_shot = False
+        self._fault_cycle_done_at: float | None = None
+        self.fault: str | None = None
+        self._stale_code: int | None = None
+        self._next_spike_at = 0.0
+        self.conversions = 0
+
+    # -- fault injection -------------------------------------------------------------------
+    def inject(self, fault: str | None) -> None:
+        """Make the chip report ``fault`` (one of :data:`CHIP_FAULTS`) from now on; None clears."""
+        if fault is not None and fault not in CHIP_FAULTS:
+            raise ValueError(f"unknown chip fault {fault!r}")
+        self.fault = fault
+        self._stale_code = self._rtd_code() if fault == "stale" else None
+        self._next_spike_at = self._clock.monotonic() + self._rng.uniform(2.0, 5.0)
+
+    # -- conversions -------------------------------------------------------------------------
+    def _conversion_s(self) -> float:
+        return 0.0625 if self.registers[0] & CONFIG_50HZ else 0.052
+
+    def _ohms_now(self) -> float:
+        ohms = self._rtd_ohms()
+        if self.noise_ohm:
+            ohms += self._rng.gauss(0.0, self.noise_ohm)
+        if self.fault == "noise_spikes" and self._clock.monotonic() >= self._next_spike_at:
+            self._next_spike_at = self._clock.monotonic() + self._rng.uniform(2.0, 5.0)
+            offset_c = self._rng.uniform(20.0, 40.0) * self._rng.choice((-1, 1))
+            ohms += celsius_to_ohms(offset_c, self.nominal_ohm) - self.nominal_ohm
+        return ohms
+
+    def _rtd_code(self) -> int:
+        return max(0, min(0x7FFF, round(self._ohms_now() / self.ref_resistor_ohm * 32768)))
+
+    def _convert(self) -> None:
+        """Finish one conversion: update the RTD registers and the fault status."""
+        self.conversions += 1
+        status = 0
+        if self.fault == "rtd_open":
+            code, status = 0x7FFF, STATUS_HIGHTHRESH
+        elif self.fault == "rtd_short":
+            code, status = 0x0004, STATUS_LOWTHRESH
+        elif self.fault == "stale":
+            code = self._stale_code
+        else:
+            code = self._rtd_code()
+            status = {"refin": STATUS_REFINLOW, "ovuv": STATUS_OVUV}.get(self.fault, 0)
+        high = (self.registers[3] << 8 | self.registers[4]) >> 1
+        low = (self.registers[5] << 8 | self.registers[6]) >> 1
+        if code >= high:
+            status |= STATUS_HIGHTHRESH
+        if code <= low:
+            status |= STATUS_LOWTHRESH
+        self.registers[7] |= status
+        word = (code << 1) | (1 if self.registers[7] else 0)
+        self.registers[1], self.registers[2] = word >> 8, word & 0xFF
+
+    def _settle(self) -> None:
+        """Bring the registers up to date with the clock before the bus reads them."""
+        now = self._clock.monotonic()
+        config = self.registers[0]
+        if self._one_shot_done_at is not None and now >= self._one_shot_done_at:
+            self._one_shot_done_at = None
+            self.registers[0] &= ~CONFIG_ONE_SHOT
+            if config & CONFIG_VBIAS:
+                self._convert()
+        if self._fault_cycle_done_at is not None and now >= self._fault_cycle_done_at:
+            self._fault_cycle_done_at = None
+            self.registers[0] &= ~CONFIG_FAULT_CYCLE
+            extra = {"rtd_open": 0x20 | 0x08, "refin": STATUS_REFINLOW, "ovuv": STATUS_OVUV}
+            self.registers[7] |= extra.get(self.fault, 0)
+        if config & CONFIG_AUTO and config & CONFIG_VBIAS:
+            self._convert()
+
+    # -- the bus side --------------------------------------------------------------------------
+    def transfer(self, mosi: bytes) -> bytes:
+        """One CS-low frame: address byte, then data bytes with auto-increment."""
+        self._settle()
+        if not mosi:
+            return b""
+        address = mosi[0] & 0x7F
+        miso = bytearray(len(mosi))
+        if mosi[0] & 0x80:
+            for offset, value in enumerate(mosi[1:]):
+                self._write(address + offset, value)
+        else:
+            for offset in range(1, len(mosi)):
+                miso[offset] = self.registers[(address + offset - 1) & 0x07]
+        return bytes(miso)
+
+    def _write(self, address: int, value: int) -> None:
+        if address == 0:
+            if value & CONFIG_FAULT_CLEAR and not value & 0x2C:
+                self.registers[7] = 0
+                self.registers[2] &= 0xFE
+            if value & CONFIG_ONE_SHOT:
+                self._pending_one_shot = True
+            if (value & CONFIG_FAULT_CYCLE) == 0x04:
+                # The cycle takes ~0.6 ms; any SPI frame to poll it takes longer than that.
+                self._fault_cycle_done_at = self._clock.monotonic()
+            self.registers[0] = value & ~CONFIG_FAULT_CLEAR
+        elif 3 <= address <= 6:
+            self.registers[address] = value
+        # 01, 02 and 07 are read-only
+
+    def cs_rising(self) -> None:
+        """A one-shot conversion starts on the rising edge of CS after the write."""
+        if self._pending_one_shot:
+            self._pending_one_shot = False
+            self._one_shot_done_at = self._clock.monotonic() + self._conversion_s()
+
+
+class FakeChipSelect:
+    """The ``DigitalInOut``-like chip-select the driver toggles; the rising edge ends a frame."""
+
+    def __init__(self, bus: "FakeSpiBus"):
+        self._bus = bus
+        self._value = True
+
+    def switch_to_output(self, value: bool = False, **_kwargs) -> None:
+        self.value = value
+
+    @property
+    def value(self) -> bool:
+        return self._value
+
+    @value.setter
+    def value(self, level: bool) -> None:
+        level = bool(level)
+        if level == self._value:
+            return
+        self._value = level
+        if level:
+            self._bus.end_frame()
+        else:
+            self._bus.begin_frame()
+
+
+class FakeSpiBus:
+    """The ``busio.SPI``-like bus: lock, configure, write, readinto, unlock.
+
+    A frame collects the bytes clocked out while CS is low; reads are answered from the chip's
+    register model at the moment they happen, as on the wire.
+    """
+
+    def __init__(self, chip: FakeMax31865):
+        self.chip = chip
+        self.fail = False
+        self.mode: tuple[int, int] | None = None
+        self._locked = False
+        self._frame: bytearray | None = None
+
+    def try_lock(self) -> bool:
+        if self._locked:
+            return False
+        self._locked = True
+        return True
+
+    def unlock(self) -> None:
+        self._locked = False
+
+    def configure(self, *, baudrate: int = 100000, polarity: int = 0, phase: int = 0, bits: int = 8) -> None:
+        self.mode = (polarity, phase)
+
+    def _check(self) -> None:
+        if self.fail:
+            raise OSError(5, "Input/output error (simulated SPI fault)")
+        if self.mode != (0, 1) and self.mode != (1, 1):
+            raise OSError(22, "MAX31865 needs SPI mode 1 or 3")
+
+    def begin_frame(self) -> None:
+        self._frame = bytearray()
+
+    def end_frame(self) -> None:
+        if self._frame is not None and self._frame[:1] and self._frame[0] & 0x80:
+            self.chip.transfer(bytes(self._frame))
+        self._frame = None
+        self.chip.cs_rising()
+
+    def write(self, buf, start: int = 0, end: int | None = None) -> None:
+        self._check()
+        if self._frame is not None:
+            self._frame.extend(buf[start:end])
+
+    def readinto(self, buf, start: int = 0, end: int | None = None, write_value: int = 0) -> None:
+        self._check()
+        end = len(buf) if end is None else end
+        count = end - start
+        if self._frame is None:
+            buf[start:end] = bytes(count)
+            return
+        answer = self.chip.transfer(bytes(self._frame) + bytes([write_value]) * count)
+        buf[start:end] = answer[len(self._frame):]
+        self._frame.extend([write_value] * count)
