@@ -1,0 +1,60 @@
+"""``make run``: the simulated appliance and the kiosk, as on the unit, on this computer.
+
+Starts ``lumbarest-appliance`` (simulation, real time) and, when there is a display,
+``lumbarest-kiosk`` connected to it. Without a display it says so in one sentence and keeps the
+appliance running for the command-line client. Ctrl-C stops both; the heater (simulated) goes off.
+"""
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from appliance.client import ApplianceUnavailable, Client
+from appliance.paths import default_socket_path
+
+
+def _wait_for_socket(path: Path, timeout_s: float = 15.0) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            with Client(path, timeout_s=1.0) as client:
+                client.call("status")
+                return True
+        except (ApplianceUnavailable, OSError):
+            time.sleep(0.2)
+    return False
+
+
+def main() -> int:
+    bin_dir = Path(sys.executable).parent
+    socket_path = default_socket_path()
+    appliance = subprocess.Popen([str(bin_dir / "lumbarest-appliance"), "--socket", str(socket_path)])
+    try:
+        if not _wait_for_socket(socket_path):
+            print("The appliance did not start; see the messages above.", file=sys.stderr)
+            return 1
+        if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
+            hint = "xvfb-run -a make run" if shutil.which("xvfb-run") else "apt-get install xvfb, then xvfb-run -a make run"
+            print(f"No display found, so the kiosk cannot open: use `{hint}` for the screen, or "
+                  f"`.venv/bin/lumbarest status` and `.venv/bin/lumbarest start standard` while the "
+                  f"simulated appliance keeps running here (Ctrl-C stops it).")
+            return appliance.wait()
+        kiosk = subprocess.run([str(bin_dir / "lumbarest-kiosk"), "--socket", str(socket_path),
+                                "--profile", os.environ.get("LUMBAREST_PROFILE", "clinic")])
+        return kiosk.returncode
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        if appliance.poll() is None:
+            appliance.terminate()
+            try:
+                appliance.wait(10)
+            except subprocess.TimeoutExpired:
+                appliance.kill()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
