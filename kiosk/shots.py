@@ -1,0 +1,306 @@
+"""``--screenshots``: every screen with representative states, rendered to PNG and layout-checked.
+
+No appliance is needed: the states are made up here (see ``scenarios``). For each screen the run
+checks the layout (clipped text, widgets outside the window, touch targets under 60 px); the exit
+code is 1 if any screen has a problem, and ``layout-problems.txt`` lists them.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import sys
+from pathlib import Path
+
+from kivy.clock import Clock
+from kivy.core.window import Window
+
+from kiosk import i18n, logic
+from kiosk.ui import KioskApp, now
+from kiosk.widgets import layout_problems
+
+PROGRAMS = {"quick": 20, "standard": 30, "deep": 45, "traction": 30}
+LEVELS = {"off": None, "low": 36.0, "medium": 38.0, "high": 40.0}
+LONG_NAME = "Physiotherapie Station 3 \u2013 Behandlungsraum 12 (Erdgeschoss, Westfl\u00fcgel)"
+
+BASE_STATE = {
+    "protocol": 1, "mode": "simulation", "unit_name": "Room 4",
+    "wall_time": "2026-11-26T10:15:02+00:00",
+    "session": {"state": "idle", "program": None, "level": None, "phase": None, "planned_s": None,
+                "elapsed_s": None, "remaining_s": None, "outcome": None, "reason": None,
+                "mean_c": None},
+    "setpoint_c": None, "mat_c": 24.3, "sensor_ok": True, "heating": False, "duty": 0.0,
+    "relay_closed": False, "patient_on": None, "alarms": [], "ui_clients": 1,
+    "connection": {"clients": 1},
+    "sensor": {"resistance_ohm": 109.35, "code": 0x4418 >> 1, "fault_bits": [], "bad_reads": 0},
+}
+
+ALARMS = {
+    "high": {"code": "over_temperature", "priority": "high", "kind": "physiological",
+             "title": "The mat is too hot",
+             "text": "The mat temperature reached 42.3 \u00b0C, above the safe limit.",
+             "advice": "Get off the mat now and call the staff.", "heater_off": True,
+             "present": True, "needs": "ack", "since": "2026-11-26T10:14:58+00:00"},
+    "medium": {"code": "rtd_open", "priority": "medium", "kind": "technical",
+               "title": "Temperature sensor fault",
+               "text": "The mat's temperature sensor is not connected or is broken.",
+               "advice": "The session can go on without heat. Call service if this repeats.",
+               "heater_off": True, "present": False, "needs": "ack",
+               "since": "2026-11-26T10:14:58+00:00"},
+    "low": {"code": "ui_lost", "priority": "low", "kind": "technical",
+            "title": "A screen was disconnected",
+            "text": "The heat was switched off because no screen was connected for 30 seconds.",
+            "advice": "Start the heat again from this screen if the patient wants it.",
+            "heater_off": True, "present": False, "needs": "ack",
+            "since": "2026-11-26T10:14:58+00:00"},
+    "service": {"code": "ssr_stuck_on", "priority": "high", "kind": "technical",
+                "title": "Heater switch stuck on",
+                "text": "The mat kept heating while the heater was switched off.",
+                "advice": "The safety relay is open. Do not use the mat. Call service.",
+                "heater_off": True, "present": False, "needs": "service",
+                "since": "2026-11-26T10:14:58+00:00"},
+}
+
+SETTINGS = {"levels": dict(low=36.0, medium=38.0, high=40.0), "programs": dict(PROGRAMS),
+            "unit_name": "Room 4", "language": "en", "volume": 70, "brightness": 90,
+            "sleep_min": 5, "max_setpoint_c": 40.0}
+
+HISTORY = [
+    {"id": 12, "started_at": "2026-11-26T09:30:00+00:00", "program": "standard",
+     "level": "medium", "actual_min": 30, "outcome": "done", "mean_c": 37.8, "max_c": 38.4},
+    {"id": 11, "started_at": "2026-11-26T08:05:00+00:00", "program": "deep", "level": "high",
+     "actual_min": 12.5, "outcome": "stopped", "mean_c": 37.1, "max_c": 40.2},
+    {"id": 10, "started_at": "2026-11-25T16:40:00+00:00", "program": "traction",
+     "level": "off", "actual_min": 30, "outcome": "done", "mean_c": None, "max_c": None},
+    {"id": 9, "started_at": "2026-11-25T14:00:00+00:00", "program": "quick", "level": "low",
+     "actual_min": 4, "outcome": "fault", "mean_c": 33.0, "max_c": 35.1},
+]
+FAULTS = [
+    {"code": "rtd_open", "priority": "medium", "title": "Temperature sensor fault",
+     "time": "2026-11-25T14:04:00+00:00", "acknowledged_at": "2026-11-25T14:06:00+00:00"},
+    {"code": "over_temperature", "priority": "high", "title": "The mat is too hot",
+     "time": "2026-11-20T11:00:00+00:00", "acknowledged_at": None},
+]
+
+
+def session_state(state="running", phase="therapy", program="standard", level="medium",
+                  elapsed=754.0, mat=37.9, heating=True, setpoint=38.0, alarms=()):
+    s = copy.deepcopy(BASE_STATE)
+    planned = PROGRAMS[program] * 60
+    s["session"].update(state=state, program=program, level=level, phase=phase,
+                        planned_s=planned, elapsed_s=elapsed,
+                        remaining_s=max(0.0, planned - elapsed))
+    s.update(mat_c=mat, heating=heating, setpoint_c=setpoint, duty=0.42 if heating else 0.0,
+             relay_closed=True, alarms=list(alarms))
+    return s
+
+
+def trend(minutes=10.0, target=38.0, invalid_tail=False):
+    pts = []
+    t_end = now()
+    n = int(minutes * 60)
+    for i in range(0, n, 2):
+        t = t_end - n + i
+        mat = target - (target - 25.0) * max(0.0, 1 - i / 400.0) ** 2 + (0.1 if i % 6 else -0.1)
+        if invalid_tail and i > n - 40:
+            mat = None
+        pts.append((t, mat, target))
+    return pts
+
+
+def scenarios(profile: str):
+    """(name, setup) pairs; ``setup(app)`` puts the app into the state to be shown."""
+    out = []
+
+    def idle(app, **extra):
+        s = copy.deepcopy(BASE_STATE)
+        s.update(extra)
+        app.show_state(s)
+
+    out.append(("home", lambda app: idle(app)))
+    if profile == "clinic":
+        out.append(("home_long_name", lambda app: idle(app, unit_name=LONG_NAME)))
+    out.append(("home_sensor_invalid", lambda app: idle(app, mat_c=None)))
+    out.append(("session_warming", lambda app: app.show_state(
+        session_state(phase="warming", elapsed=95, mat=31.4), trend(1.5))))
+    out.append(("session_therapy", lambda app: app.show_state(session_state(), trend(10))))
+    out.append(("session_paused", lambda app: app.show_state(
+        session_state(state="paused", phase="paused", heating=False), trend(10))))
+    out.append(("session_traction_no_heat", lambda app: app.show_state(
+        session_state(program="traction", level="off", heating=False, setpoint=None,
+                      mat=25.1), [])))
+    out.append(("session_sensor_invalid", lambda app: app.show_state(
+        session_state(mat=None, heating=False), trend(10, invalid_tail=True))))
+    out.append(("session_hold_to_stop", lambda app: app.show_state(
+        session_state(), trend(10), hold=0.6)))
+    out.append(("done", lambda app: app.show_state(_ended("done", 1800, 37.8))))
+    out.append(("done_stopped", lambda app: app.show_state(_ended("stopped", 754, 37.2))))
+    for prio in ("high", "medium", "low"):
+        out.append((f"alarm_{prio}", lambda app, p=prio: app.show_state(
+            session_state(mat=None if p == "medium" else 42.3, heating=False,
+                          alarms=[ALARMS[p]]))))
+    out.append(("alarm_two_alarms", lambda app: app.show_state(
+        session_state(heating=False, alarms=[ALARMS["medium"], ALARMS["high"]]))))
+    out.append(("alarm_service_pin", lambda app: app.show_state(
+        session_state(heating=False, alarms=[ALARMS["service"]]), service_pin=True)))
+    out.append(("connection_lost", lambda app: app.show_lost()))
+    if profile == "clinic":
+        out.append(("pin", lambda app: app.show_staff("pin", role="clinic", digits="123")))
+        out.append(("pin_wrong", lambda app: app.show_staff("pin", role="clinic",
+                                                            wrong={"tries_left": 3})))
+        out.append(("pin_locked", lambda app: app.show_staff("pin", role="clinic",
+                                                             wrong={"locked_s": 287})))
+        out.append(("settings", lambda app: app.show_staff("settings")))
+        out.append(("settings_error", lambda app: app.show_staff(
+            "settings", say=("settings", "Setpoint 41.0 \u00b0C is above the maximum of "
+                             "40.0 \u00b0C."))))
+        out.append(("keyboard", lambda app: app.show_staff("keyboard")))
+        out.append(("history", lambda app: app.show_staff("history")))
+        out.append(("history_faults", lambda app: app.show_staff("history", tab="faults")))
+        out.append(("history_no_usb", lambda app: app.show_staff(
+            "history", say=("history", app_text_no_usb()))))
+        out.append(("service_pin", lambda app: app.show_staff("pin", role="service")))
+        out.append(("service", lambda app: app.show_staff("service")))
+        out.append(("service_selftest", lambda app: app.show_staff("service", selftest={
+            "passed": False, "checks": [
+                {"name": "sensor", "passed": True, "detail": "37.9 \u00b0C, no fault bits"},
+                {"name": "relay", "passed": True, "detail": "opens and closes"},
+                {"name": "no_rise_when_off", "passed": False, "detail": "+0.8 \u00b0C in 30 s"},
+            ]})))
+    return out
+
+
+def app_text_no_usb():
+    return i18n._("No USB drive found. Plug in a USB stick and try again.")
+
+
+def _ended(outcome, elapsed, mean):
+    s = copy.deepcopy(BASE_STATE)
+    s["session"].update(state=outcome, program="standard", level="medium", phase=None,
+                        planned_s=1800, elapsed_s=elapsed, remaining_s=1800 - elapsed,
+                        outcome=outcome, mean_c=mean)
+    s["mat_c"] = 36.9
+    return s
+
+
+class ScreenshotApp(KioskApp):
+    """Renders the scenarios for English and German, then stops."""
+
+    def __init__(self, outdir, profile, lang="en", **kwargs):
+        super().__init__(profile=profile, lang=lang, api_factory=None, **kwargs)
+        self.outdir = Path(outdir)
+        self.outdir.mkdir(parents=True, exist_ok=True)
+        self.exit_code = 0
+        self.problems: list[str] = []
+        self.langs = [lang] + [x for x in i18n.LANGUAGES if x != lang]
+        self.queue = [(lg, name, fn) for lg in self.langs for name, fn in scenarios(profile)]
+        self.freeze_flash = True
+        self.programs = dict(PROGRAMS)
+        self.levels = dict(LEVELS)
+        self.sel_program, self.sel_level = "standard", "medium"
+        self.written: list[str] = []
+
+    # scenario helpers ----------------------------------------------------------------------------
+
+    def reset(self):
+        self.staff = None
+        self.messages = {}
+        self.alarm_pin_code = None
+        self.busy = False
+        self.pins = {"clinic": logic.PinEntry(), "service": logic.PinEntry()}
+        self.dismissed = None
+        self.selftest = None
+        self.trend.reset()
+        if self.overlay.parent is not None:
+            self.root_widget.remove_widget(self.overlay)
+        self.screens["session"].stop_btn.progress = 0
+
+    def show_state(self, state, points=None, hold=None, service_pin=False):
+        self.connected = True
+        self.lost_since = None
+        self.state = state
+        self.state_time = now()
+        if points is not None:
+            self.trend.points.extend(points)
+        if service_pin:
+            self.alarm_pin_code = state["alarms"][0]["code"]
+            self.pins["service"].digits = "12"
+        self.route()
+        if hold is not None:
+            self.screens["session"].stop_btn.progress = hold
+
+    def show_lost(self):
+        self.connected = False
+        self.state = None
+        self.lost_since = now() - 12
+        self.route()
+
+    def show_staff(self, screen, role="clinic", digits="", wrong=None, tab="sessions",
+                   say=None, selftest=None):
+        state = copy.deepcopy(BASE_STATE)
+        state.update(mat_c=37.91, setpoint_c=38.0, duty=0.42, heating=True, relay_closed=True)
+        self.show_state(state)
+        self.pin_role = role
+        entry = self.pins[role]
+        entry.digits = digits
+        if wrong:
+            entry.rejected(now(), wrong)
+        self.settings = copy.deepcopy(SETTINGS)
+        self.settings_edit = copy.deepcopy(SETTINGS)
+        self.settings_edit["levels"]["high"] = 39.5
+        self.keyboard_text = "ROOM 4 WEST"
+        self.history_tab = tab
+        self.history_sessions = list(HISTORY)
+        self.history_faults = list(FAULTS)
+        self.history_sel = HISTORY[0]
+        self.history_trace = [[p[0], p[1], p[2]] for p in trend(30, 38.0)]
+        self.selftest = selftest
+        if say:
+            self.say(*say, seconds=60)
+        self.staff = screen
+        for name in ("pin", "settings", "history"):
+            self.screens[name].rebuild()
+        self.route()
+
+    # the run -------------------------------------------------------------------------------------
+
+    def on_start(self):
+        Clock.schedule_once(self._next, 0.3)
+
+    def _next(self, *_):
+        if not self.queue:
+            self._finish()
+            return
+        lang, name, fn = self.queue.pop(0)
+        if lang != self.lang:
+            self.set_language(lang)
+        self.reset()
+        fn(self)
+        shot = f"{name}" if lang == "en" else f"{name}_{lang}"
+        Clock.schedule_once(lambda dt: self._settle(shot), 0.12)
+
+    def _settle(self, shot):
+        # widgets fit their text on the next frame; check once everything has settled
+        self.route() if shot.startswith("pin") is False else None
+        Clock.schedule_once(lambda dt: self._capture(shot), 0.12)
+
+    def _capture(self, shot):
+        where = f"{self.profile} {Window.size[0]}x{Window.size[1]} {shot}"
+        self.problems += layout_problems(self.root_widget, Window.size, where)
+        target = self.outdir / f"{shot}.png"
+        written = Window.screenshot(name=str(self.outdir / f"{shot}.png"))
+        if written and os.path.exists(written):
+            os.replace(written, target)
+            self.written.append(str(target))
+        Clock.schedule_once(self._next, 0)
+
+    def _finish(self):
+        report = self.outdir / "layout-problems.txt"
+        report.write_text("\n".join(self.problems) + ("\n" if self.problems else ""))
+        if self.problems:
+            print(f"{len(self.problems)} layout problem(s):", file=sys.stderr)
+            for p in self.problems[:80]:
+                print("  " + p, file=sys.stderr)
+            self.exit_code = 1
+        print(f"wrote {len(self.written)} screenshots to {self.outdir}")
+        self.stop()
