@@ -13,7 +13,8 @@ from typing import Any, Callable
 
 from appliance.paths import default_socket_path
 
-MAX_LINE_BYTES = 64 * 1024
+MAX_LINE_BYTES = 64 * 1024          # the longest request line the appliance accepts
+MAX_REPLY_BYTES = 16 * 1024 * 1024  # replies may be longer (a page of 500 history records)
 
 
 class ApplianceUnavailable(ConnectionError):
@@ -86,7 +87,7 @@ class Client:
     def receive(self) -> dict:
         """Read the next message; notifications go to ``on_notification`` and are returned too."""
         try:
-            line = self._reader.readline(MAX_LINE_BYTES + 1)
+            line = self._reader.readline(MAX_REPLY_BYTES)
         except (OSError, socket.timeout) as exc:
             raise ApplianceUnavailable("The appliance stopped answering.") from exc
         if not line:

@@ -132,6 +132,10 @@ def validate_params(method: str, schema: dict[str, Param], params: Any) -> dict:
     return out
 
 
+def _whole_s(seconds: float) -> int:
+    return max(1, math.ceil(seconds - 1e-6))
+
+
 def _now() -> datetime:
     return datetime.now(timezone.utc).astimezone()
 
@@ -585,8 +589,8 @@ class ApiServer:
             if not open_roles:
                 locked = max(pins.locked_s(r, now) for r in roles)
                 raise CommandError(errors.PIN_REQUIRED,
-                                   f"too many wrong PINs: locked for {math.ceil(locked)} s",
-                                   {"locked_s": math.ceil(locked)})
+                                   f"too many wrong PINs: locked for {_whole_s(locked)} s",
+                                   {"locked_s": _whole_s(locked)})
             stored = pins.stored_hashes()
             loop = asyncio.get_running_loop()
             found = None
@@ -600,9 +604,9 @@ class ApiServer:
         if found is None:
             self._audit("user", "pin.wrong", {"for": action, "roles": open_roles})
             locked = max(pins.locked_s(r, now) for r in roles)
-            data = {"locked_s": math.ceil(locked)} if locked else None
+            data = {"locked_s": _whole_s(locked)} if locked else None
             raise CommandError(errors.PIN_REQUIRED,
-                               "wrong PIN" + (f": locked for {math.ceil(locked)} s"
+                               "wrong PIN" + (f": locked for {_whole_s(locked)} s"
                                               if locked else ""), data)
         return found
 

@@ -97,6 +97,9 @@ needs_appliance = pytest.mark.skipif(not appliance_available(),
 TEST_CONFIG = """\
 [programs]
 test = 1
+
+[safety]
+selftest_observe_s = 0.5
 """
 
 
@@ -135,8 +138,9 @@ class ApplianceProcess:
                                    + self.log.read_text()[-3000:])
             try:
                 with Client(self.socket, timeout_s=2) as c:
-                    c.call("status")
-                return self
+                    if c.call("status").get("ready", True):   # the start-up self-test is done
+                        return self
+                time.sleep(0.05)
             except (ApplianceUnavailable, OSError):
                 time.sleep(0.05)
         raise RuntimeError("appliance did not answer:\n" + self.log.read_text()[-3000:])

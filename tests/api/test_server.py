@@ -465,3 +465,19 @@ def test_client_unavailable_when_no_server(short_tmp):
     with pytest.raises(ApplianceUnavailable, match="not running"):
         from appliance.client import Client
         Client(short_tmp / "nothing.sock")
+
+
+def test_idle_connections_cannot_lock_out_the_kiosk(harness):
+    from appliance.server import MAX_CLIENTS
+    idle = [Raw(harness.socket) for _ in range(MAX_CLIENTS)]
+    try:
+        deadline = time.monotonic() + 5
+        while harness.server.client_count < MAX_CLIENTS and time.monotonic() < deadline:
+            time.sleep(0.01)
+        with harness.client() as kiosk:
+            assert kiosk.call("subscribe", {"client": "kiosk"}) == {"subscribed": True}
+            assert harness.server.client_count == MAX_CLIENTS
+            assert idle[0].recv() is None                  # the oldest idle one was closed
+    finally:
+        for r in idle:
+            r.close()
