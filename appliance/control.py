@@ -136,8 +136,8 @@ class ModelBased:
     """
 
     def __init__(self, model: MatParams, cfg: ControlConfig, *, coast_margin_c: float = 0.1,
-                 horizon_s: float = 240.0, load_smooth_s: float = 20.0,
-                 surface_gain_w_per_k: float = 20.0, element_gain_w_per_k: float = 3.0,
+                 horizon_s: float = 240.0, load_smooth_s: float = 5.0,
+                 surface_gain_w_per_k: float = 30.0, element_gain_w_per_k: float = 3.0,
                  integral_w_per_k_s: float = 0.1):
         self.m = model
         self.balance = HeatBalance(model)

@@ -26,6 +26,7 @@ from appliance.thermal import HeatBalance
 from hw.sim.plant import MatParams
 
 DUTY_AVG_S = 20.0
+WARMING_C = 0.1
 BALANCE_SETTLE_S = 30.0  # the observer's start-up transient
 
 
@@ -46,6 +47,7 @@ class HeatingEffect:
         self._excess_since: float | None = None
         self._missing_since: float | None = None
         self._fall_hist: deque = deque()
+        self._ts_hist: deque = deque()
         self._rule5_start: tuple[float, float] | None = None   # (t, lowest reading since)
         self._off_since: float | None = None
         self._rule6_hist: deque = deque()
@@ -86,8 +88,9 @@ class HeatingEffect:
         deviation = unexplained - self.baseline_w
         trips = []
         excess = deviation > cfg.excess_heat_w
-        missing = (-deviation > cfg.missing_heat_w
-                   and -deviation > cfg.missing_heat_ratio * mean_duty * heater_w
+        missing = (not self._warming(now_s)
+                   and -deviation > cfg.missing_heat_w
+                   and -deviation > cfg.missing_heat_ratio * self.balance.model_inflow_w
                    and mean_duty >= cfg.runaway_min_duty)
         self._excess_since = (self._excess_since or now_s) if excess else None
         self._missing_since = (self._missing_since or now_s) if missing else None
@@ -99,6 +102,15 @@ class HeatingEffect:
         if abs(deviation) < cfg.missing_heat_w / 2:
             self.baseline_w += min(1.0, dt / cfg.balance_baseline_s) * deviation
         return trips
+
+    def _warming(self, now_s: float) -> bool:
+        """Whether the surface estimate rose over the last ``DUTY_AVG_S``: a slow mat is still a
+        working one, however far it lags the nominal model."""
+        hist = self._ts_hist
+        hist.append((now_s, self.balance.ts_c))
+        while now_s - hist[0][0] > DUTY_AVG_S:
+            hist.popleft()
+        return hist[-1][1] - hist[0][1] > WARMING_C
 
     def _fall_check(self, now_s: float, mean_duty: float) -> list[str]:
         cfg = self.cfg
