@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import sys
 from pathlib import Path
 from typing import IO, Any, Iterator
@@ -41,7 +42,7 @@ def _temp(value: float | None) -> str:
     return "—" if value is None else f"{value:.1f} °C"
 
 
-def format_status(st: dict) -> str:
+def format_status(st: dict, show_mode: bool = True) -> str:
     s = st.get("session") or {}
     state = s.get("state", "idle")
     mat = f"mat {_temp(st.get('mat_c'))}"
@@ -71,7 +72,7 @@ def format_status(st: dict) -> str:
         flag = "" if alarm.get("present", True) else " (gone; acknowledge)"
         lines.append(f"! {alarm.get('priority', '').upper()} {alarm.get('code')}: "
                      f"{alarm.get('title')}{flag}. {alarm.get('advice', '')}".rstrip())
-    if st.get("mode") == "simulation":
+    if show_mode and st.get("mode") == "simulation":
         lines.append("(simulation)")
     return "\n".join(lines)
 
@@ -148,7 +149,7 @@ def _state_command(method: str, params: dict | None = None):
         if getattr(args, "json", False):
             _print_json(st)
         else:
-            print(format_status(st))
+            print(format_status(st, show_mode=False))
         return 0
     return run
 
@@ -317,6 +318,12 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_REFUSED
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:                 # e.g. `lumbarest status --json | head`
+        try:
+            sys.stdout = open(os.devnull, "w")
+        except OSError:
+            pass
+        return 0
     finally:
         if client is not None:
             client.close()

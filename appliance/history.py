@@ -101,6 +101,10 @@ def _iso(value: datetime | str | None) -> str | None:
     return value.isoformat(timespec="seconds")
 
 
+def _round(value: float | None, digits: int) -> float | None:
+    return None if value is None else round(float(value), digits)
+
+
 def _parse(value: str | None) -> datetime | None:
     if not value:
         return None
@@ -263,8 +267,8 @@ class History:
         self._write([(
             "UPDATE sessions SET ended_at=?, outcome=?, reason=?, actual_min=?, max_c=?, "
             "mean_c=?, energy_wh=? WHERE id=?",
-            (_iso(ended_at), outcome, reason, float(actual_min), max_c, mean_c,
-             float(energy_wh), session_id))], durable=True)
+            (_iso(ended_at), outcome, reason, round(float(actual_min), 2), _round(max_c, 2),
+             _round(mean_c, 2), round(float(energy_wh), 3), session_id))], durable=True)
         if self.size_bytes() > self.max_bytes:
             self.prune()
 

@@ -202,6 +202,9 @@ class _Client:
             self.writer.transport.close()
         else:
             self.writer.transport.abort()
+            task = self.writer_task
+            if task is not None and task is not asyncio.current_task() and not task.done():
+                task.cancel()           # it may be waiting on an empty queue forever
         self.server._forget(self)
 
     async def write_loop(self) -> None:
@@ -214,7 +217,7 @@ class _Client:
                     break
                 self.writer.write(data)
                 await self.writer.drain()
-        except (ConnectionError, OSError):
+        except (ConnectionError, OSError, asyncio.CancelledError):
             pass
         finally:
             self.drop(graceful)
@@ -286,6 +289,10 @@ class ApiServer:
             client.drop()
         for task in tasks:
             task.cancel()
+        current = asyncio.current_task()
+        pending = [t for t in tasks if t is not current and not t.done()]
+        if pending:
+            await asyncio.wait(pending, timeout=2.0)
         if self._server is not None:
             try:
                 await asyncio.wait_for(self._server.wait_closed(), 2.0)
