@@ -205,6 +205,9 @@ def from_dict(data: dict, source: str = "configuration") -> Config:
             raise _fail(source, key, value, "known keys are mode, unit_name, [levels], [programs], "
                         "[safety], [session], [control], [hardware], [model], [plant]")
     config = replace(config, **changes)
+    if config.safety.max_setpoint_c > config.safety.trip_c - 1.0:
+        raise _fail(source, "safety.max_setpoint_c", config.safety.max_setpoint_c,
+                    f"keep it at least 1 °C below safety.trip_c ({config.safety.trip_c:g})")
     validate_catalogue(config.levels, config.programs, config.safety.max_setpoint_c,
                        config.session.max_session_min, source)
     return config

@@ -233,8 +233,10 @@ class Appliance:
         heater = self.devices.heater
         plan = self.session.plan
         heat = (self.ready and self.session.heat_wanted and verdict.heat_allowed
-                and verdict.relay_allowed and self.mat_c is not None and heater is not None)
-        if not heat:
+                and verdict.relay_allowed and heater is not None)
+        if heat and self.mat_c is None and self.heating:
+            return  # one rejected sample (a spike): hold the output; three in a row trip
+        if not heat or self.mat_c is None:
             if self.heating or self.duty:
                 self.controller.reset()
             self._heater_off()

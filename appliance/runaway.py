@@ -64,15 +64,12 @@ class HeatingEffect:
     def update(self, now_s: float, mat_c: float | None, duty: float, heater_w: float,
                setpoint_c: float | None) -> list[str]:
         """``duty`` is what was applied during the period that just ended (0 if the relay was open)."""
-        cfg = self.cfg
-        if mat_c is None:
-            self.reset()
-            return []
         dt = 0.0 if self._t_last is None else now_s - self._t_last
         self._t_last = now_s
+        self.balance.update(now_s, mat_c, duty * heater_w)
+        if mat_c is None:
+            return []  # a rejected sample; the sensor rules decide when that is a fault
         trips = []
-        power_w = duty * heater_w
-        self.balance.update(now_s, mat_c, power_w)
         mean_duty = self._mean_duty(now_s, duty)
         trips += self._balance_checks(now_s, dt, mean_duty, heater_w)
         trips += self._fall_check(now_s, mean_duty)

@@ -192,6 +192,7 @@ class SafetySupervisor:
         trips = []
         if sensor_trip:
             trips.append(sensor_trip)
+            self.effect.reset()  # the heat balance must not carry a broken sensor's history
         if mat_c is not None and mat_c >= cfg.trip_c:
             trips.append("over_temperature")
         trips += self.effect.update(x.now_s, mat_c, x.duty if x.relay_closed else 0.0, x.heater_w,

@@ -85,11 +85,13 @@ class HeatBalance:
         return self.m.element_to_surface_w_per_k * (self.te_c - self.ts_c) if self.te_c is not None else 0.0
 
     def update(self, now_s: float, mat_c: float | None, power_w: float) -> None:
-        """``power_w`` is the power commanded during the period that just ended."""
-        if mat_c is None:
-            self.reset()
-            return
+        """``power_w`` is the power commanded during the period that just ended.
+
+        Without a reading (``mat_c`` None: a rejected sample) the model runs on uncorrected.
+        """
         if self._t_last is None:
+            if mat_c is None:
+                return
             # Start from equilibrium at the reading: right after a reset or at power-up.
             self.te_c = self.ts_c = self.tr_c = self.y_f = mat_c
             self.unexplained_w = 0.0
@@ -100,10 +102,12 @@ class HeatBalance:
             return
         self._t_last = now_s
         self.age_s += dt
-        self.y_f += min(1.0, dt / 2.0) * (mat_c - self.y_f)
         m = self.m
         g, ga = m.element_to_surface_w_per_k, m.surface_to_ambient_w_per_k
-        innovation = mat_c - self.tr_c
+        innovation = 0.0
+        if mat_c is not None:
+            self.y_f += min(1.0, dt / 2.0) * (mat_c - self.y_f)
+            innovation = mat_c - self.tr_c
         flow = g * (self.te_c - self.ts_c)
         d_te = (power_w - flow) / m.element_j_per_k
         d_ts = (flow - ga * (self.ts_c - m.ambient_c) + self.unexplained_w) / m.surface_j_per_k

@@ -50,6 +50,7 @@ class FakeMax31865:
         self.registers[3:5] = b"\xff\xff"  # high fault threshold at power-on
         self._one_shot_done_at: float | None = None
         self._pending_one_shot = False
+        self._last_auto_s: float | None = None
         self._fault_cycle_done_at: float | None = None
         self.fault: str | None = None
         self._stale_code: int | None = None
@@ -119,7 +120,10 @@ class FakeMax31865:
             self.registers[0] &= ~CONFIG_FAULT_CYCLE
             extra = {"rtd_open": 0x20 | 0x08, "refin": STATUS_REFINLOW, "ovuv": STATUS_OVUV}
             self.registers[7] |= extra.get(self.fault, 0)
-        if config & CONFIG_AUTO and config & CONFIG_VBIAS:
+        # Auto-convert runs one conversion per filter period, however often the bus polls.
+        if config & CONFIG_AUTO and config & CONFIG_VBIAS and (
+                self._last_auto_s is None or now - self._last_auto_s >= self._conversion_s()):
+            self._last_auto_s = now
             self._convert()
 
     # -- the bus side --------------------------------------------------------------------------
