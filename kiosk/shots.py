@@ -35,30 +35,20 @@ BASE_STATE = {
     "sensor": {"resistance_ohm": 109.35, "code": 0x4418 >> 1, "fault_bits": [], "bad_reads": 0},
 }
 
+def _alarm(code, present=False):
+    """An alarm as the appliance sends it, from its own catalogue (appliance/alarms.py)."""
+    from appliance.alarms import CATALOGUE
+    spec = CATALOGUE[code]
+    return {"code": code, "priority": spec.priority, "kind": spec.kind, "title": spec.title,
+            "text": spec.text, "advice": spec.advice, "heater_off": True, "present": present,
+            "needs": spec.needs, "since": "2026-11-26T10:14:58+00:00"}
+
+
 ALARMS = {
-    "high": {"code": "over_temperature", "priority": "high", "kind": "physiological",
-             "title": "The mat is too hot",
-             "text": "The mat temperature reached 42.3 \u00b0C, above the safe limit.",
-             "advice": "Get off the mat now and call the staff.", "heater_off": True,
-             "present": True, "needs": "ack", "since": "2026-11-26T10:14:58+00:00"},
-    "medium": {"code": "rtd_open", "priority": "medium", "kind": "technical",
-               "title": "Temperature sensor fault",
-               "text": "The mat's temperature sensor is not connected or is broken.",
-               "advice": "The session can go on without heat. Call service if this repeats.",
-               "heater_off": True, "present": False, "needs": "ack",
-               "since": "2026-11-26T10:14:58+00:00"},
-    "low": {"code": "ui_lost", "priority": "low", "kind": "technical",
-            "title": "A screen was disconnected",
-            "text": "The heat was switched off because no screen was connected for 30 seconds.",
-            "advice": "Start the heat again from this screen if the patient wants it.",
-            "heater_off": True, "present": False, "needs": "ack",
-            "since": "2026-11-26T10:14:58+00:00"},
-    "service": {"code": "ssr_stuck_on", "priority": "high", "kind": "technical",
-                "title": "Heater switch stuck on",
-                "text": "The mat kept heating while the heater was switched off.",
-                "advice": "The safety relay is open. Do not use the mat. Call service.",
-                "heater_off": True, "present": False, "needs": "service",
-                "since": "2026-11-26T10:14:58+00:00"},
+    "high": _alarm("over_temperature", present=True),
+    "medium": _alarm("rtd_open"),
+    "low": _alarm("heating_time_cap"),
+    "service": _alarm("heating_while_off"),
 }
 
 SETTINGS = {"levels": dict(low=36.0, medium=38.0, high=40.0), "programs": dict(PROGRAMS),
@@ -222,10 +212,11 @@ class ScreenshotApp(KioskApp):
         self.state_time = now()
         if points is not None:
             self.trend.points.extend(points)
+        self.route()
         if service_pin:
             self.alarm_pin_code = state["alarms"][0]["code"]
             self.pins["service"].digits = "12"
-        self.route()
+            self.route()
         if hold is not None:
             self.screens["session"].stop_btn.progress = hold
 

@@ -21,7 +21,8 @@ from kivy.uix.widget import Widget
 from kiosk import i18n, logic, usb
 from kiosk.backlight import DIM_LEVEL, Backlight
 from kiosk.i18n import _
-from kiosk.widgets import (ACCENT, BG, GREEN, HEAT, MUTED, PANEL, PANEL_HI, RED, TARGET, Fill,
+from kiosk.widgets import (ACCENT, BG, GREEN, HEAT, MUTED, PANEL, PANEL_HI, SYMBOL_FONT,
+                           TARGET, Fill,
                            HoldButton, NumberPad, Panel, ProgressRing, TrendPlot, button, label,
                            scroll)
 
@@ -56,6 +57,16 @@ def fmt_when(value) -> str:
         return dt.strftime("%d.%m. %H:%M")
     except (ValueError, OSError, OverflowError):
         return str(value)[:16]
+
+
+def alarm_title(code: str) -> str:
+    """The plain-words title of a fault code, from the appliance's alarm catalogue."""
+    try:
+        from appliance.alarms import CATALOGUE
+    except ImportError:
+        return code
+    spec = CATALOGUE.get(code)
+    return _(spec.title) if spec else code
 
 
 class Sizes:
@@ -248,7 +259,7 @@ class SessionScreen(KScreen):
         self.extend_btn = button(_("+5 min"), app.extend_session, s.large,
                                  size_hint_x=0.6)
         self.stop_btn = HoldButton(text=_("Hold to stop"), base_font=s.large, min_font=14,
-                                   on_hold=app.stop_session, on_short=app.stop_hint)
+                                   hold_action=app.stop_session, short_action=app.stop_hint)
         controls.add_widget(self.pause_btn)
         controls.add_widget(self.extend_btn)
         controls.add_widget(self.stop_btn)
@@ -486,8 +497,10 @@ class KeyboardScreen(KScreen):
         grid = GridLayout(cols=cols, spacing=s.gap * 0.6)
         for key in self.KEYS:
             text = {"space": "\u2423", "back": "\u2190"}.get(key, key)
-            grid.add_widget(button(text, (lambda k=key: app.keyboard_key(k)), s.normal,
-                                   wrap=False))
+            b = button(text, (lambda k=key: app.keyboard_key(k)), s.normal, wrap=False)
+            if key in ("space", "back"):
+                b.font_name = SYMBOL_FONT
+            grid.add_widget(b)
         self.body.add_widget(grid)
 
     def refresh(self):
@@ -1213,11 +1226,19 @@ class KioskApp(App):
 
     # settings
 
+    @staticmethod
+    def _settings_shape(settings) -> tuple:
+        settings = settings or {}
+        return (tuple(sorted(settings)), tuple(sorted(settings.get("levels") or {})),
+                tuple(sorted(settings.get("programs") or {})))
+
     def _settings_loaded(self, settings):
         import copy
+        old_shape = self._settings_shape(self.settings_edit)
         self.settings = settings if isinstance(settings, dict) else {}
         self.settings_edit = copy.deepcopy(self.settings)
-        self.screens["settings"].rebuild()
+        if self._settings_shape(self.settings_edit) != old_shape:
+            self.screens["settings"].rebuild()  # rows differ; otherwise keep the scroll position
         self.route()
 
     @staticmethod
@@ -1358,7 +1379,7 @@ class KioskApp(App):
 
     def fault_row_text(self, row) -> str:
         when = fmt_when(first(row, "time", "at", "since", "raised_at"))
-        title = first(row, "title", default="") or first(row, "code", default="")
+        title = first(row, "title", default="") or alarm_title(first(row, "code", default=""))
         acked = first(row, "acknowledged_at", "acked_at")
         tail = _("acknowledged") if acked else _("not acknowledged")
         return f"{when}  {title} ({first(row, 'priority', default='')})\n{tail}"

@@ -8,8 +8,7 @@ import time
 from kivy.clock import Clock
 from kivy.core.text import Label as CoreLabel
 from kivy.graphics import Color, Line, Rectangle, RoundedRectangle
-from kivy.properties import (BooleanProperty, ListProperty, NumericProperty, ObjectProperty,
-                             StringProperty)
+from kivy.properties import BooleanProperty, ListProperty, NumericProperty, ObjectProperty
 from kivy.uix.behaviors import ButtonBehavior
 from kivy.uix.boxlayout import BoxLayout
 from kivy.uix.floatlayout import FloatLayout
@@ -40,6 +39,7 @@ MIN_TOUCH_PX = 60  # 9 mm on a 7-inch 800x480 panel
 
 # Bold by default: thin strokes are hard to read for older eyes.
 FONT = "Roboto"
+SYMBOL_FONT = "data/fonts/DejaVuSans.ttf"  # ships with Kivy; has arrows and the open-box space
 
 
 def measure_fits(text: str, font_size: float, font_name: str, bold: bool, width: float,
@@ -216,8 +216,8 @@ class HoldButton(FitLabel):
     hold_s = NumericProperty(logic.HOLD_TO_STOP_S)
     progress = NumericProperty(0.0)
     fill = ListProperty(list(RED))
-    on_hold = ObjectProperty(None, allownone=True)
-    on_short = ObjectProperty(None, allownone=True)
+    hold_action = ObjectProperty(None, allownone=True)
+    short_action = ObjectProperty(None, allownone=True)
 
     def __init__(self, **kwargs):
         kwargs.setdefault("wrap", True)
@@ -258,8 +258,8 @@ class HoldButton(FitLabel):
 
     def _fire(self):
         self.progress = 1.0
-        if self.on_hold:
-            self.on_hold()
+        if self.hold_action:
+            self.hold_action()
 
     def on_touch_up(self, touch):
         if touch.grab_current is not self:
@@ -272,8 +272,8 @@ class HoldButton(FitLabel):
         fired_before = self.timer.fired
         if self.timer.release(time.monotonic()):
             self._fire()
-        elif not fired_before and self.on_short:
-            self.on_short()
+        elif not fired_before and self.short_action:
+            self.short_action()
         self.progress = 0.0
         return True
 
@@ -428,6 +428,8 @@ class NumberPad(GridLayout):
             text = {"back": "\u2190", "ok": ok_text}.get(key, key)
             fill = GREEN if key == "ok" else PANEL_HI
             b = button(text, (lambda k=key: on_key(k)), size=font, fill=fill, wrap=False)
+            if key == "back":
+                b.font_name = SYMBOL_FONT
             b.key = key
             self.keys[key] = b
             self.add_widget(b)
