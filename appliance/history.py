@@ -259,7 +259,8 @@ class History:
         self._write([(
             "INSERT INTO session_trace(session_id, t_s, mat_c, setpoint_c, duty) "
             "SELECT id, ?, ?, ?, ? FROM sessions WHERE id=?",
-            (float(t_s), mat_c, setpoint_c, float(duty), session_id))])
+            (round(float(t_s), 1), _round(mat_c, 2), _round(setpoint_c, 2), round(float(duty), 3),
+             session_id))])
 
     def session_ended(self, session_id: int, *, ended_at: datetime, outcome: str,
                       reason: str | None, actual_min: float, max_c: float | None,

@@ -1,0 +1,130 @@
+"""Every safety rule, with its fault injected into the full simulated stack.
+
+Each test runs the real driver on the fake MAX31865, mock pins and the mat model in virtual time,
+injects one fault while heating at level high, and checks the rule's deadline, that power to the
+mat is zero within one sample period of detection, the relay where the rule opens it, the latched
+code, the session outcome and the true surface temperature. Deadlines are those of issue 3.
+"""
+
+import pytest
+
+from appliance.alarms import CATALOGUE
+from tests.core.conftest import PERIOD_S, fault_at, run, scenario, trace_after
+
+INJECT_S = 600.0  # well after the reference mat settled at 40 °C
+
+CASES = [  # fault, expected code, detection deadline (s), max surface (°C)
+    ("rtd_open", "rtd_open", 1.0, 41.0),
+    ("rtd_short", "rtd_short", 1.0, 41.0),
+    ("refin", "refin", 1.0, 41.0),
+    ("ovuv", "ovuv", 1.0, 41.0),
+    ("spi_error", "spi_error", 1.0, 41.0),
+    ("loop_stall", "loop_stall", 1.0, 41.0),
+    ("stale", "sensor_frozen", 15.0, 41.0),
+    ("heater_open", "no_heating_effect", 90.0, 41.0),
+    ("sensor_detached", "sensor_detached", 90.0, 41.0),
+    ("ssr_stuck_on", "heating_while_off", 120.0, 42.0),
+    ("ui_disconnect", "ui_lost", 30.0 + 1.0, 41.0),
+]
+
+
+@pytest.mark.parametrize("fault, code, deadline_s, max_surface_c", CASES, ids=[c[0] for c in CASES])
+def test_fault_trips_within_deadline_and_heater_is_off(fault, code, deadline_s, max_surface_c):
+    result, runner = run(scenario(events=[fault_at(INJECT_S, fault)]))
+    assert [f["code"] for f in result["faults"]] == [code]
+    trip = result["faults"][0]
+    detected_after = trip["detected_at_s"] - INJECT_S
+    assert 0 <= detected_after <= deadline_s
+    assert trip["heater_off_at_s"] is not None
+    assert trip["heater_off_at_s"] <= trip["detected_at_s"] + PERIOD_S
+    after = trace_after(runner, trip["detected_at_s"] + PERIOD_S)
+    assert all(row[4] == 0.0 for row in after), "the SSR is driven again after the trip"
+    if CATALOGUE[code].open_relay:
+        assert not any(row[5] for row in after), "the series relay closed again after the trip"
+    assert result["max_surface_c"] <= max_surface_c
+    if CATALOGUE[code].ends_session:
+        assert result["outcome"] == "fault"
+    else:
+        assert result["outcome"] == "running"  # the traction session goes on without heat
+
+
+def test_noise_spikes_are_rejected_without_alarm_or_control_upset():
+    result, _ = run(scenario(duration_s=1300, program="quick",
+                             events=[fault_at(0.0, "noise_spikes")]))
+    assert result["faults"] == []
+    assert result["outcome"] == "completed"
+    assert result["overshoot_c"] <= 0.5
+
+
+def test_over_temperature_trips_at_trip_c_and_opens_the_relay():
+    # A welded SSR with the heat-balance and stuck checks made blind: the temperature limit
+    # is the last line and must still cut the power.
+    result, runner = run(scenario(events=[fault_at(INJECT_S, "ssr_stuck_on")],
+                                  safety={"excess_heat_w": 500.0, "stuck_rise_c": 5.0}))
+    codes = [f["code"] for f in result["faults"]]
+    assert codes[0] == "over_temperature"
+    trip = result["faults"][0]
+    assert trip["heater_off_at_s"] <= trip["detected_at_s"] + PERIOD_S
+    readings = [row[1] for row in runner.trace if row[0] < trip["detected_at_s"] and row[1] is not None]
+    assert max(readings) < 42.0  # it tripped at the first reading at or over trip_c
+    assert not any(row[5] for row in trace_after(runner, trip["detected_at_s"] + PERIOD_S))
+
+
+def test_without_a_relay_a_welded_ssr_cannot_be_cut_and_that_is_reported():
+    data = scenario(events=[fault_at(INJECT_S, "ssr_stuck_on")])
+    data["run"]["relay"] = False
+    result, _ = run(data)
+    trip = result["faults"][0]
+    assert trip["code"] == "heating_while_off"
+    assert trip["heater_off_at_s"] is None  # the honest answer: software alone cannot cut it
+
+
+def test_rule5_window_alone_catches_an_open_heater():
+    """The model-free backstop: duty >= 50 % for runaway_window_s without a rise."""
+    result, _ = run(scenario(duration_s=1000, events=[fault_at(INJECT_S, "heater_open")],
+                             safety={"missing_heat_w": 500.0, "runaway_window_s": 120.0}))
+    trip = result["faults"][0]
+    assert trip["code"] == "no_heating_effect"
+    assert trip["detected_at_s"] - INJECT_S <= 120.0 + 90.0
+
+
+def test_heating_ends_with_the_session():
+    result, runner = run(scenario(duration_s=1260, program="quick"))
+    assert result["outcome"] == "completed"
+    after = trace_after(runner, 1200.0 + PERIOD_S)
+    assert after and all(row[4] == 0.0 and not row[5] for row in after)
+
+
+def test_pause_turns_heat_off_and_a_long_pause_ends_the_session():
+    events = [{"at_s": 600.0, "action": "pause"}, {"at_s": 700.0, "action": "resume"},
+              {"at_s": 800.0, "action": "pause"}]
+    result, runner = run(scenario(duration_s=1500, events=events, session={"max_pause_min": 10.0}))
+    paused = [row for row in runner.trace if 600.0 + PERIOD_S <= row[0] < 700.0]
+    assert paused and all(row[4] == 0.0 and not row[5] for row in paused)
+    resumed = [row for row in runner.trace if 700.0 + PERIOD_S <= row[0] < 800.0]
+    assert any(row[4] > 0 for row in resumed)
+    assert result["outcome"] == "stopped"
+    ended = next(row[0] for row in runner.trace if row[6] == "stopped")
+    assert 800.0 + 600.0 <= ended <= 800.0 + 600.0 + 1.0
+
+
+def test_heating_time_cap_stops_heat_but_not_the_session():
+    result, runner = run(scenario(duration_s=1260, program="quick", safety={"max_heating_min": 5.0}))
+    codes = [f["code"] for f in result["faults"]]
+    assert codes == ["heating_time_cap"]
+    trip = result["faults"][0]
+    assert 300.0 <= trip["detected_at_s"] <= 300.0 + 2 * PERIOD_S
+    assert trip["heater_off_at_s"] <= trip["detected_at_s"] + PERIOD_S
+    assert all(row[4] == 0.0 for row in trace_after(runner, trip["detected_at_s"] + PERIOD_S))
+    assert result["outcome"] == "completed"
+
+
+def test_ui_loss_stops_heat_until_a_person_acknowledges():
+    events = [fault_at(INJECT_S, "ui_disconnect"), {"at_s": 700.0, "action": "clear_fault"},
+              {"at_s": 720.0, "action": "ack"}]
+    result, runner = run(scenario(duration_s=900, events=events))
+    assert [f["code"] for f in result["faults"]] == ["ui_lost"]
+    between = [row for row in runner.trace if 632.0 <= row[0] < 720.0]
+    assert all(row[4] == 0.0 for row in between)  # reconnecting alone brings no heat back
+    assert any(row[4] > 0 for row in trace_after(runner, 721.0))
+    assert result["outcome"] == "running"

@@ -1,0 +1,123 @@
+"""The safety rules as pure logic: samples in, verdicts out, time passed in."""
+
+import pytest
+
+from appliance.config import SafetyConfig
+from appliance.runaway import HeatingEffect
+from appliance.safety import FaultLatch, Inputs, SafetySupervisor, SensorValidator
+from hw.rtd import RtdSample
+from hw.sim.plant import MatParams
+
+CFG = SafetyConfig()
+
+
+def good(t_c: float, code: int | None = None) -> RtdSample:
+    return RtdSample(t_c, 115.0, code if code is not None else round(t_c * 1000))
+
+
+def test_a_single_spike_is_dropped_and_three_bad_reads_trip():
+    v = SensorValidator(CFG, 0.0)
+    assert v.update(good(38.0), 0.0, True) == (38.0, None)
+    assert v.update(good(68.0), 0.25, True) == (None, None)      # range
+    assert v.update(good(38.1), 0.5, True) == (38.1, None)       # back: no fault
+    assert v.update(good(41.0), 0.75, True) == (None, None)      # jump > max_step_c
+    assert v.update(good(41.1), 1.0, True) == (None, None)
+    assert v.update(good(41.2), 1.25, True) == (None, "sensor_jump")
+
+
+@pytest.mark.parametrize("sample, code", [
+    (RtdSample(None, 430.0, 0x7FFF, ("HIGHTHRESH",), "fault"), "rtd_open"),
+    (RtdSample(None, 0.05, 4, ("LOWTHRESH",), "fault"), "rtd_short"),
+    (RtdSample(None, 110.0, 9000, ("REFINLOW",), "fault"), "refin"),
+    (RtdSample(None, 110.0, 9000, ("OVUV",), "fault"), "ovuv"),
+    (RtdSample(None, None, None, (), "spi_error"), "spi_error"),
+    (RtdSample(None, None, None, (), "missing"), "sensor_missing"),
+    (good(2.0), "sensor_range"),
+])
+def test_bad_reading_kinds(sample, code):
+    v = SensorValidator(CFG, 0.0)
+    trips = [v.update(sample, i * 0.25, True)[1] for i in range(3)]
+    assert trips == [None, None, code]
+
+
+def test_no_good_read_for_stale_s_trips_even_without_three_in_a_row():
+    cfg = SafetyConfig(bad_reads_to_trip=10, stale_s=2.0)
+    v = SensorValidator(cfg, 0.0)
+    v.update(good(38.0), 0.0, True)
+    bad = RtdSample(None, None, None, (), "spi_error")
+    trips = [v.update(bad, t / 4, True)[1] for t in range(1, 9)]
+    assert trips[:7] == [None] * 7 and trips[7] == "spi_error"
+
+
+def test_frozen_reading_trips_only_while_heating():
+    v = SensorValidator(CFG, 0.0)
+    for i in range(100):  # 25 s frozen while not heating: nothing
+        assert v.update(good(38.0, code=9000), i * 0.25, False)[1] is None
+    trips = [v.update(good(38.0, code=9000), 25 + i * 0.25, True)[1] for i in range(41)]
+    first = next(i for i, code in enumerate(trips) if code)
+    assert trips[first] == "sensor_frozen" and first * 0.25 >= CFG.frozen_s - 0.25
+
+
+def test_latch_needs_acknowledgment_after_the_condition_is_gone():
+    latch = FaultLatch()
+    fault = latch.latch("rtd_open", 1.0, {})
+    assert fault is not None and latch.latch("rtd_open", 2.0, {}) is None
+    assert latch.acknowledge(None, "user") == ([], ["rtd_open"], [])
+    fault.present = False
+    assert latch.acknowledge(None, "user") == (["rtd_open"], [], [])
+    assert not latch.blocks_heat()
+
+
+def test_stuck_ssr_needs_service_and_repeated_over_temperature_too():
+    sup = SafetySupervisor(CFG, MatParams(), 0.0)
+    sup.trip("heating_while_off", 0.0, {})
+    sup.latch.active["heating_while_off"].present = False
+    assert sup.latch.acknowledge(None, "clinic") == ([], [], ["heating_while_off"])
+    assert sup.latch.acknowledge(None, "service") == (["heating_while_off"], [], [])
+    first = sup.trip("over_temperature", 10.0, {})
+    assert first.needs == "ack"
+    first.present = False
+    sup.latch.acknowledge(None, "user")
+    assert sup.trip("over_temperature", 3600.0, {}).needs == "service"
+
+
+def test_over_temperature_from_one_valid_reading():
+    sup = SafetySupervisor(CFG, MatParams(), 0.0)
+    base = dict(duty=0.3, relay_closed=True, setpoint_c=40.0, ui_clients=1, heater_w=80.0)
+    sup.evaluate(Inputs(now_s=0.25, sample=good(41.9), **base))
+    verdict = sup.evaluate(Inputs(now_s=0.5, sample=good(42.0), **base))
+    assert [f.code for f in verdict.new_faults] == ["over_temperature"]
+    assert not verdict.heat_allowed and not verdict.relay_allowed
+
+
+def test_rule6_zero_duty_then_a_rise_is_a_stuck_ssr():
+    effect = HeatingEffect(CFG, MatParams(), 0.0)
+    t, temp, trips = 0.0, 40.0, []
+    while t < CFG.stuck_settle_s + CFG.stuck_window_s + 5 and not trips:
+        temp += 0.0005 if t < CFG.stuck_settle_s else 0.02 * 0.25  # 0.02 K/s once settled
+        trips = [c for c in effect._rule6(t, temp, 0.0) if c]
+        effect.balance.y_f = temp
+        t += 0.25
+    assert trips == ["heating_while_off"]
+    assert CFG.stuck_settle_s < t <= CFG.stuck_settle_s + CFG.stuck_window_s
+
+
+def test_rule6_needs_duty_zero():
+    effect = HeatingEffect(CFG, MatParams(), 0.0)
+    effect.balance.y_f = 40.0
+    for i in range(800):
+        effect.balance.y_f += 0.01
+        assert effect._rule6(i * 0.25, 40.0, 0.2) == []
+
+
+def test_ui_rule_counts_only_while_heat_is_wanted():
+    sup = SafetySupervisor(SafetyConfig(ui_lost_s=5.0), MatParams(), 0.0)
+    base = dict(duty=0.3, relay_closed=True, ui_clients=0, heater_w=80.0)
+    for i in range(40):
+        assert not sup.evaluate(Inputs(now_s=i * 0.25, sample=good(30.0 + i * 0.001),
+                                       setpoint_c=None, **base)).new_faults
+    codes = []
+    for i in range(40, 70):
+        codes += [f.code for f in sup.evaluate(Inputs(now_s=i * 0.25, sample=good(30.0 + i * 0.001),
+                                                      setpoint_c=40.0, **base)).new_faults]
+    assert codes == ["ui_lost"]
