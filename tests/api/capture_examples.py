@@ -22,7 +22,8 @@ class Capture:
         self.id = 0
         self.out: list[str] = []
 
-    def call(self, method, params=None, title=None, note=None, keep_notification=False):
+    def call(self, method, params=None, title=None, note=None, keep_notification=False,
+             brief=False):
         self.id += 1
         msg = {"jsonrpc": "2.0", "id": self.id, "method": method}
         if params is not None:
@@ -38,8 +39,12 @@ class Capture:
         self.out.append(f"### {title or method}\n")
         if note:
             self.out.append(note + "\n")
+        shown = reply
+        if brief and "result" in reply:
+            shown = dict(reply, result={"session": reply["result"]["session"],
+                                        "…": "the rest of the state object, as in status"})
         self.out.append("```json\n--> " + json.dumps(msg) + "\n<-- "
-                        + json.dumps(reply, indent=2, ensure_ascii=False) + "\n```\n")
+                        + json.dumps(shown, indent=2, ensure_ascii=False) + "\n```\n")
         if notification:
             self.out.append("followed at once by the current state:\n\n```json\n<-- "
                             + json.dumps(notification)[:300] + " …\n```\n")
@@ -51,23 +56,31 @@ def run(path: Path) -> str:
     c.call("status")
     c.call("subscribe", {"client": "kiosk"}, keep_notification=True)
     c.call("unsubscribe")
+    c.call("subscribe", {"client": "kiosk"}, title="subscribe (again, as the kiosk)",
+           keep_notification=True)
     c.call("session.start", {"program": "standard", "level": "high"})
     time.sleep(1.0)
-    c.call("session.pause")
-    c.call("session.resume")
-    c.call("session.extend")
-    c.call("session.stop")
+    c.call("session.pause", brief=True)
+    c.call("session.resume", brief=True)
+    c.call("session.extend", brief=True)
+    c.call("session.stop", brief=True)
     c.call("session.stop", title="session.stop (not allowed)", note="A refused command:")
     c.call("session.start", {"program": "standard", "level": "scorching"},
            title="session.start (invalid params)")
     c.call("sim.patient", {"on": True})
     c.call("sim.inject", {"fault": "rtd_open"})
-    time.sleep(0.6)
+    time.sleep(1.5)
+    c.call("status", title="status (with an alarm)")
     c.call("fault.acknowledge", {}, title="fault.acknowledge (condition still present)")
-    c.call("sim.inject", {"fault": "rtd_ok"}, title="sim.inject (clear)")
-    time.sleep(0.6)
+    c.call("sim.clear")
+    time.sleep(1.5)
     c.call("fault.acknowledge", {"code": "rtd_open"})
+    c.call("sim.inject", {"fault": "rtd_open"})
+    time.sleep(1.5)
+    c.call("sim.clear")
+    time.sleep(1.5)
     c.call("fault.acknowledge", {"pin": "1234"}, title="fault.acknowledge (with the clinic PIN)")
+    c.call("auth.check", {"role": "service", "pin": "0000"}, title="auth.check (wrong PIN)")
     c.call("history.sessions", {"limit": 2, "offset": 0})
     c.call("history.faults", {"limit": 2})
     c.call("history.trace", {"session_id": 1})
@@ -79,6 +92,10 @@ def run(path: Path) -> str:
            title="settings.set (wrong PIN)")
     c.call("auth.check", {"role": "clinic", "pin": "1234"})
     c.call("system.selftest")
+    c.call("nope", title="unknown method")
+    c.call("history.sessions", {"limit": 0}, title="history.sessions (out of range)")
+    c.call("history.sessions", {"limit": "5"}, title="history.sessions (wrong type)")
+    c.call("sim.patient", {"on": True, "x": 1}, title="sim.patient (unknown parameter)")
     return "\n".join(c.out)
 
 
