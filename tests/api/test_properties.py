@@ -105,3 +105,35 @@ def _shared() -> ServerHarness:
         _SHARED.append(h)
         atexit.register(h.close)
     return _SHARED[0]
+
+
+SETTING_VALUES = st.one_of(json_values, st.dictionaries(
+    st.sampled_from(["low", "medium", "high", "off", "quick", "standard", "new"]), json_values,
+    max_size=3))
+
+
+def test_random_requests_on_the_real_core(real_appliance):
+    """The real core behind the server: no request may end in an internal error."""
+    raw = Raw(real_appliance.socket)
+    try:
+        @settings(max_examples=150, deadline=None,
+                  suppress_health_check=[HealthCheck.too_slow,
+                                         HealthCheck.function_scoped_fixture])
+        @given(method=st.sampled_from(METHODS), params=params,
+               changes=st.dictionaries(st.sampled_from(
+                   ["volume", "brightness", "sleep_min", "language", "unit_name", "levels",
+                    "programs", "clinic_pin", "max_setpoint_c", "x"]), SETTING_VALUES,
+                   max_size=3))
+        def check(method, params, changes):
+            if method == "settings.set":
+                params = {"pin": "1234", "changes": changes}
+            msg = {"jsonrpc": "2.0", "id": 1, "method": method}
+            if params is not None:
+                msg["params"] = params
+            reply = raw.request(msg)
+            assert reply is not None, "connection closed"
+            if "error" in reply:
+                assert reply["error"]["code"] in KNOWN_CODES, (msg, reply)
+        check()
+    finally:
+        raw.close()
