@@ -132,6 +132,10 @@ def validate_params(method: str, schema: dict[str, Param], params: Any) -> dict:
     return out
 
 
+def _no_constants(name: str):
+    raise ValueError(f"{name} is not JSON")
+
+
 def _whole_s(seconds: float) -> int:
     return max(1, math.ceil(seconds - 1e-6))
 
@@ -447,11 +451,12 @@ class ApiServer:
 
     async def _handle_line(self, client: _Client, line: bytes) -> dict | None:
         try:
-            message = json.loads(line)
-        except (ValueError, UnicodeDecodeError) as exc:
+            message = json.loads(line, parse_constant=_no_constants)
+        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
             if not client.allow():
                 return self._error(None, errors.TOO_MANY_REQUESTS, "too many requests")
-            return self._error(None, errors.PARSE_ERROR, f"malformed JSON: {exc}")
+            detail = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+            return self._error(None, errors.PARSE_ERROR, f"malformed JSON: {detail}")
         rid = message.get("id") if isinstance(message, dict) else None
         if not (rid is None or isinstance(rid, str)
                 or (isinstance(rid, int) and not isinstance(rid, bool))):

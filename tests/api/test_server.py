@@ -305,6 +305,9 @@ def test_history_paging_and_trace_errors(harness):
 @pytest.mark.parametrize("line, code", [
     (b"{not json", errors.PARSE_ERROR),
     (b"\xff\xfe", errors.PARSE_ERROR),
+    (b"[" * 30000 + b"]" * 30000, errors.PARSE_ERROR),
+    (b'{"jsonrpc":"2.0","id":1,"method":"sim.patient","params":{"on":NaN}}', errors.PARSE_ERROR),
+    (b'{"jsonrpc":"2.0","id":1,"method":"status","params":{"x":Infinity}}', errors.PARSE_ERROR),
     (b"42", errors.INVALID_REQUEST),
     (b'"status"', errors.INVALID_REQUEST),
     (b"null", errors.INVALID_REQUEST),
