@@ -51,6 +51,14 @@ class Capture:
         return reply
 
 
+    def raw(self, line: bytes, title: str):
+        self.sock.sendall(line + b"\n")
+        reply = json.loads(self.file.readline())
+        self.out.append(f"### {title}\n")
+        self.out.append("```json\n--> " + line.decode() + "\n<-- "
+                        + json.dumps(reply, ensure_ascii=False) + "\n```\n")
+
+
 def run(path: Path) -> str:
     c = Capture(path)
     c.call("status")
@@ -96,6 +104,16 @@ def run(path: Path) -> str:
     c.call("history.sessions", {"limit": 0}, title="history.sessions (out of range)")
     c.call("history.sessions", {"limit": "5"}, title="history.sessions (wrong type)")
     c.call("sim.patient", {"on": True, "x": 1}, title="sim.patient (unknown parameter)")
+    c.raw(b'{"jsonrpc":"2.0","id":1,"method":"status"', "malformed JSON")
+    c.raw(b'[{"jsonrpc":"2.0","id":1,"method":"status"}]', "a batch")
+    c.raw(b'{"jsonrpc":"2.0","id":1,"method":"status","params":[]}', "positional params")
+    for _ in range(4):
+        c.id += 1
+        c.sock.sendall(json.dumps({"jsonrpc": "2.0", "id": c.id, "method": "auth.check",
+                                   "params": {"role": "clinic", "pin": "0000"}}).encode() + b"\n")
+        c.file.readline()
+    c.call("auth.check", {"role": "clinic", "pin": "0000"},
+           title="auth.check (the fifth wrong PIN in a row: locked out)")
     return "\n".join(c.out)
 
 
