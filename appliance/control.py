@@ -12,6 +12,7 @@ they build on.
 
 from appliance.config import ControlConfig
 from appliance.thermal import HeatBalance
+from appliance.tune import ResponseRecorder, final_states, fit_model, fitted_params
 from hw.sim.plant import MatParams
 
 
@@ -123,8 +124,16 @@ class KilnPid:
 
 
 class ModelBased:
-    """``ours``: an observer-based controller with a predicted approach and load rejection.
+    """``ours``: an observer-based controller that learns the mat during the warm-up, with a
+    predicted approach, a state-feedback hold and load rejection.
 
+    * **Learning the mat** (:mod:`appliance.tune`): the warm-up at full power is a step response.
+      At ``fit_at_s`` seconds into it the controller fits the two-node model's capacity scale
+      and heater power to the recorded (power, reading) history, and from then on predicts,
+      observes and holds with the fitted mat. A mat with twice the heat capacity takes twice
+      as long to move, and a model that does not know it overshoots; a weak heater makes the
+      nominal observer read missing heat as a load. The fit is frozen before a patient would
+      plausibly lie down, is bounded, and is kept only when it explains the data.
     * **Approach**: full power while the mat, held at the holding power from now on, would not
       come within ``coast_margin_c`` of the setpoint inside ``horizon_s``. The prediction starts
       from the observer's element and surface estimates, so the heat already stored in the
@@ -132,30 +141,65 @@ class ModelBased:
     * **Hold**: state feedback in watts — the holding power (losses to the room plus the
       observed load, e.g. a patient's body), plus ``surface_gain_w_per_k`` times the surface
       error, minus ``element_gain_w_per_k`` times the element's excess over what holding needs,
-      plus an integral for what the model gets wrong.
+      plus an integral for what the model gets wrong. Gains scale with the fitted capacity so
+      the closed loop has the same time constants on a heavy mat.
     """
 
     def __init__(self, model: MatParams, cfg: ControlConfig, *, coast_margin_c: float = 0.1,
                  horizon_s: float = 240.0, load_smooth_s: float = 5.0,
                  surface_gain_w_per_k: float = 30.0, element_gain_w_per_k: float = 3.0,
-                 integral_w_per_k_s: float = 0.1):
-        self.m = model
-        self.balance = HeatBalance(model)
+                 integral_w_per_k_s: float = 0.1, fit_at_s: tuple[float, ...] = (120.0, 180.0, 240.0),
+                 adapt: bool = True, observer_pole_per_s: float = 0.08):
+        self.nominal = model
         self.coast_margin_c = coast_margin_c
         self.horizon_s = horizon_s
         self.load_smooth_s = load_smooth_s
-        self.ks = surface_gain_w_per_k
-        self.ke = element_gain_w_per_k
-        self.ki = integral_w_per_k_s
+        self.ks0 = surface_gain_w_per_k
+        self.ke0 = element_gain_w_per_k
+        self.ki0 = integral_w_per_k_s
+        self.fit_at_s = fit_at_s
+        self.adapt = adapt
+        self.pole = observer_pole_per_s
+        self.recorder = ResponseRecorder()
         self.reset()
 
     def reset(self) -> None:
-        self.balance.reset()
+        self._use_model(self.nominal)
+        self.fit: dict | None = None
+        self.recorder.reset()
+        self._fits_done = 0
         self.boosting = True
         self.load_w = 0.0
         self.integral_w = 0.0
         self._last_duty = 0.0
         self._last_s: float | None = None
+
+    def _use_model(self, model: MatParams) -> None:
+        self.m = model
+        self.balance = HeatBalance(model, pole_per_s=self.pole)
+        scale = (model.element_j_per_k + model.surface_j_per_k) / \
+            (self.nominal.element_j_per_k + self.nominal.surface_j_per_k)
+        self.ks, self.ke, self.ki = self.ks0 * scale, self.ke0 * scale, self.ki0 * scale
+
+    def _refit(self) -> None:
+        """Fit the capacity scale and heater power to the warm-up so far; switch if plausible."""
+        rec = self.recorder
+        start = None
+        if self.fit is not None:
+            start = (self.fit["element_j_per_k"], self.fit["surface_j_per_k"], self.nominal.sensor_tau_s)
+        fit = fit_model(rec.samples, rec.y0, self.nominal, tie_capacities=True, fit_offset=False,
+                        fit_tau=False, start=start, max_evals=40)
+        ratio = fit["power_ratio"] / (fit["element_j_per_k"] / self.nominal.element_j_per_k)
+        if not (0.25 <= ratio <= 4.0 and fit["rms_c"] < 0.3):
+            return
+        self.fit = fit
+        model = fitted_params(self.nominal, fit)
+        te, ts, tr = final_states(model, [p * fit["power_ratio"] for p, _ in rec.samples], rec.y0)
+        self._use_model(model)
+        b = self.balance
+        b.te_c, b.ts_c, b.tr_c, b.y_f, b.unexplained_w = te, ts, tr, tr, 0.0
+        b._t_last = self._last_s
+        self.load_w = 0.0
 
     def coast_peak_c(self, power_w: float) -> float:
         """Highest surface temperature within the horizon if ``power_w`` were applied from now."""
@@ -176,9 +220,15 @@ class ModelBased:
         return max(0.0, m.surface_to_ambient_w_per_k * (setpoint_c - m.ambient_c) - self.load_w)
 
     def update(self, now_s: float, mat_c: float, setpoint_c: float) -> float:
-        m = self.m
         dt = 0.0 if self._last_s is None else now_s - self._last_s
         self._last_s = now_s
+        commanded_w = self._last_duty * self.nominal.heater_w
+        if self.adapt and self.boosting and self._fits_done < len(self.fit_at_s):
+            self.recorder.add(now_s, mat_c, commanded_w)
+            if self.recorder.span_s >= self.fit_at_s[self._fits_done]:
+                self._fits_done += 1
+                self._refit()
+        m = self.m
         self.balance.update(now_s, mat_c, self._last_duty * m.heater_w)
         if dt > 0:
             self.load_w += min(1.0, dt / self.load_smooth_s) * (self.balance.unexplained_w - self.load_w)
