@@ -36,6 +36,9 @@ log = logging.getLogger("lumbarest.api")
 PROTOCOL = 1
 MAX_LINE_BYTES = 64 * 1024
 QUEUE_SIZE = 256
+SOCKET_SNDBUF = 32 * 1024       # small kernel buffer: a client that stops reading shows quickly
+LAG_MESSAGES = 4                # a kiosk with this many messages waiting ...
+LAG_BYTES = 16 * 1024           # ... or this many bytes unsent does not count as a UI client
 MAX_CLIENTS = 32
 PUSH_INTERVAL_S = 0.45          # at least 2 Hz when the control loop publishes at 4 Hz
 INTERNAL_ERROR = -32603
@@ -173,6 +176,15 @@ class _Client:
         self.last_refill = time.monotonic()
         self.writer_task: asyncio.Task | None = None
         self.reader_task: asyncio.Task | None = None
+
+    def lagging(self) -> bool:
+        """Whether the client is falling behind: messages are piling up on our side."""
+        if self.queue.qsize() >= LAG_MESSAGES:
+            return True
+        try:
+            return self.writer.transport.get_write_buffer_size() >= LAG_BYTES
+        except Exception:
+            return True
 
     def allow(self) -> bool:
         now = time.monotonic()
@@ -317,7 +329,10 @@ class ApiServer:
             self._update_ui_clients()
 
     def _update_ui_clients(self) -> None:
-        count = sum(1 for c in self._clients.values() if c.subscribed and c.kind == "kiosk")
+        # A kiosk counts only while it keeps up with its messages: a hung screen cannot show an
+        # alarm, so the core must not believe it is there (see the ui_lost safety rule).
+        count = sum(1 for c in self._clients.values()
+                    if c.subscribed and c.kind == "kiosk" and not c.lagging())
         if count != self._ui_clients:
             self._ui_clients = count
             try:
@@ -354,6 +369,7 @@ class ApiServer:
                                  "params": self._decorate(state)})
             for client in subscribers:
                 client.send(data)
+            self._update_ui_clients()
         except Exception:
             log.exception("publishing the state failed")
 
@@ -385,6 +401,13 @@ class ApiServer:
                 except Exception:
                     pass
                 return
+        try:
+            sock = writer.get_extra_info("socket")
+            if sock is not None:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SOCKET_SNDBUF)
+            writer.transport.set_write_buffer_limits(high=LAG_BYTES)
+        except (OSError, AttributeError):
+            pass
         self._clients[client.id] = client
         client.reader_task = asyncio.current_task()
         client.writer_task = asyncio.get_running_loop().create_task(client.write_loop())

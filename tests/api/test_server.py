@@ -484,3 +484,37 @@ def test_idle_connections_cannot_lock_out_the_kiosk(harness):
     finally:
         for r in idle:
             r.close()
+
+
+def test_hung_kiosk_stops_counting_as_ui_client_before_it_is_dropped(short_tmp):
+    h = ServerHarness(short_tmp, tick_s=None)
+    try:
+        hung = Raw(h.socket)
+        hung.send({"jsonrpc": "2.0", "id": 1, "method": "subscribe", "params": {"client": "kiosk"}})
+        deadline = time.monotonic() + 5
+        while h.core.ui_clients != 1 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert h.core.ui_clients == 1
+        base = h.core.snapshot()
+        alarm = {"code": "x", "text": "y" * 1500}
+        published = 0
+        while h.core.ui_clients == 1 and published < 500:
+            h.call_in_loop(h.server.publish, dict(base, mat_c=float(published), alarms=[alarm]))
+            published += 1
+        assert h.core.ui_clients == 0, "a kiosk that does not read still counts as a UI"
+        assert h.server.client_count == 1          # not dropped yet: only not counted
+        assert published < 200
+        # it reads again: it counts again
+        hung.sock.settimeout(0.5)
+        deadline = time.monotonic() + 10
+        while h.core.ui_clients != 1 and time.monotonic() < deadline:
+            try:
+                hung.sock.recv(1 << 20)
+            except TimeoutError:
+                pass
+            h.call_in_loop(h.server.publish, dict(base, mat_c=-1.0 - published))
+            published += 1
+        assert h.core.ui_clients == 1
+        hung.close()
+    finally:
+        h.close()
