@@ -69,7 +69,12 @@ def format_status(st: dict, show_mode: bool = True) -> str:
     else:
         lines.append(f"Idle — {mat}")
     for alarm in st.get("alarms") or []:
-        flag = "" if alarm.get("present", True) else " (gone; acknowledge)"
+        needs, present = alarm.get("needs"), alarm.get("present", True)
+        flag = ""
+        if needs == "service":
+            flag = " (only service can clear: lumbarest ack --pin)"
+        elif needs == "ack":
+            flag = " (still present)" if present else " (gone: lumbarest ack)"
         lines.append(f"! {alarm.get('priority', '').upper()} {alarm.get('code')}: "
                      f"{alarm.get('title')}{flag}. {alarm.get('advice', '')}".rstrip())
     if show_mode and st.get("mode") == "simulation":

@@ -135,3 +135,20 @@ def test_format_status_shapes():
         "Running: standard, high 40 °C — mat 31.4 °C, 27:12 left, heating 87 %"
     idle = dict(base, mat_c=None, session={"state": "idle"})
     assert format_status(idle) == "Idle — mat —\n(simulation)".replace("\n(simulation)", "")
+
+
+def test_format_status_alarm_flags():
+    def alarm(code, needs, present, priority="medium"):
+        return {"code": code, "priority": priority, "title": code.title(), "advice": "Advice.",
+                "needs": needs, "present": present}
+    st = {"mode": "hardware", "mat_c": 30.0, "session": {"state": "done", "program": "quick",
+                                                          "level": "low"},
+          "alarms": [alarm("rtd_open", "ack", True), alarm("over_temperature", "ack", False),
+                     alarm("ssr_stuck_on", "service", False, "high"),
+                     alarm("session_done", "none", False, "info")]}
+    lines = format_status(st).splitlines()
+    assert lines[0] == "Session finished: quick, low — mat 30.0 °C"
+    assert lines[1] == "! MEDIUM rtd_open: Rtd_Open (still present). Advice."
+    assert lines[2] == "! MEDIUM over_temperature: Over_Temperature (gone: lumbarest ack). Advice."
+    assert lines[3].startswith("! HIGH ssr_stuck_on: Ssr_Stuck_On (only service can clear")
+    assert lines[4] == "! INFO session_done: Session_Done. Advice."
