@@ -563,7 +563,8 @@ class ApiServer:
             "history.audit": (page, self._history_audit),
             "history.counters": ({}, self._history_counters),
             "settings.get": ({}, self._settings_get),
-            "settings.set": ({"pin": pin, "changes": Param((dict,), required=True)},
+            "settings.set": ({"pin": Param((str,), max_len=16),
+                              "changes": Param((dict,), required=True)},
                              self._settings_set),
             "auth.check": ({"role": Param((str,), required=True, choices=("clinic", "service")),
                             "pin": pin}, self._auth_check),
@@ -688,8 +689,11 @@ class ApiServer:
                                     "service": pins.is_default("service")}
         return settings
 
-    async def _settings_set(self, conn: _Client, pin: str, changes: dict) -> dict:
+    async def _settings_set(self, conn: _Client, pin: str | None, changes: dict) -> dict:
         from appliance.pins import valid_pin_format, MIN_LEN, MAX_LEN
+        if pin is None:
+            raise CommandError(errors.PIN_REQUIRED, "Changing settings needs the clinic PIN.",
+                               {"needs": "clinic"})
         if not changes:
             raise CommandError(errors.INVALID_PARAMS, "settings.set: 'changes' is empty",
                                {"param": "changes"})

@@ -211,6 +211,8 @@ def test_settings_get_set_with_pins(harness):
     with harness.client() as c:
         s = c.call("settings.get")
         assert s["volume"] == 5 and s["pins_default"] == {"clinic": True, "service": True}
+        err = rpc_error(c, "settings.set", {"changes": {"volume": 7}})
+        assert err.code == errors.PIN_REQUIRED and err.data == {"needs": "clinic"}
         err = rpc_error(c, "settings.set", {"pin": "0000", "changes": {"volume": 7}})
         assert err.code == errors.PIN_REQUIRED
         assert c.call("settings.get")["volume"] == 5
