@@ -146,10 +146,11 @@ class ModelBased:
     """
 
     def __init__(self, model: MatParams, cfg: ControlConfig, *, coast_margin_c: float = 0.1,
-                 horizon_s: float = 240.0, load_smooth_s: float = 5.0,
+                 horizon_s: float = 120.0, load_smooth_s: float = 5.0,
                  surface_gain_w_per_k: float = 30.0, element_gain_w_per_k: float = 3.0,
                  integral_w_per_k_s: float = 0.1, fit_at_s: tuple[float, ...] = (120.0, 180.0, 240.0),
-                 adapt: bool = True, observer_pole_per_s: float = 0.08):
+                 adapt: bool = True, observer_pole_per_s: float = 0.08, step_s: float = 4.0,
+                 skip_s: float = 20.0, hold_margin_c: float = 0.0):
         self.nominal = model
         self.coast_margin_c = coast_margin_c
         self.horizon_s = horizon_s
@@ -160,6 +161,9 @@ class ModelBased:
         self.fit_at_s = fit_at_s
         self.adapt = adapt
         self.pole = observer_pole_per_s
+        self.step_s = step_s
+        self.skip_s = skip_s
+        self.hold_margin_c = hold_margin_c
         self.recorder = ResponseRecorder()
         self.reset()
 
@@ -180,6 +184,7 @@ class ModelBased:
         scale = (model.element_j_per_k + model.surface_j_per_k) / \
             (self.nominal.element_j_per_k + self.nominal.surface_j_per_k)
         self.ks, self.ke, self.ki = self.ks0 * scale, self.ke0 * scale, self.ki0 * scale
+        self._unit = self._unit_response()
 
     def _refit(self) -> None:
         """Fit the capacity scale and heater power to the warm-up so far; switch if plausible."""
@@ -219,6 +224,46 @@ class ModelBased:
         m = self.m
         return max(0.0, m.surface_to_ambient_w_per_k * (setpoint_c - m.ambient_c) - self.load_w)
 
+    def _unit_response(self) -> list[float]:
+        """Surface temperature rise per watt of constant heater power, at each prediction step,
+        from rest: depends on the model only, so it is computed once per model."""
+        m, dt = self.m, self.step_s
+        te = ts = 0.0
+        out = []
+        for _ in range(int(self.horizon_s / dt)):
+            flow = m.element_to_surface_w_per_k * (te - ts)
+            te += (1.0 - flow) * dt / m.element_j_per_k
+            ts += (flow - m.surface_to_ambient_w_per_k * ts) * dt / m.surface_j_per_k
+            out.append(ts)
+        return out
+
+    def free_response(self) -> list[float]:
+        """Surface temperature at each prediction step with the heater off from now: the heat
+        already in the element still arrives; the room and the observed load take theirs."""
+        m, dt = self.m, self.step_s
+        g, ga = m.element_to_surface_w_per_k, m.surface_to_ambient_w_per_k
+        ke, ks = dt / m.element_j_per_k, dt / m.surface_j_per_k
+        te, ts, amb, load = self.balance.te_c, self.balance.ts_c, m.ambient_c, self.load_w
+        out = []
+        for _ in range(len(self._unit)):
+            flow = g * (te - ts)
+            te -= flow * ke
+            ts += (flow - ga * (ts - amb) + load) * ks
+            out.append(ts)
+        return out
+
+    def power_for(self, target_c: float) -> float:
+        """The largest constant power that keeps the predicted surface at or below ``target_c``
+        over the whole horizon. The model is linear, so the surface at step k is
+        ``free[k] + P * unit[k]``, and the bound is ``min_k (target - free[k]) / unit[k]``. Only
+        steps after ``skip_s`` count: the first seconds' unit response is tiny and would turn
+        sensor noise into power. Near equilibrium this is the holding power; after the boost it
+        lets the element's stored heat arrive first; far below the target it exceeds the heater.
+        """
+        free, unit = self.free_response(), self._unit
+        start = int(self.skip_s / self.step_s)
+        return min((target_c - f) / u for f, u in zip(free[start:], unit[start:]))
+
     def update(self, now_s: float, mat_c: float, setpoint_c: float) -> float:
         dt = 0.0 if self._last_s is None else now_s - self._last_s
         self._last_s = now_s
@@ -238,15 +283,9 @@ class ModelBased:
         elif not self.boosting and setpoint_c - mat_c > 2.0:
             self.boosting = True  # a new, higher setpoint, or a large cold load
         if self.boosting:
-            self.integral_w = 0.0
             duty = 1.0
         else:
-            error = setpoint_c - self.balance.ts_c
-            element_excess = self.balance.te_c - (setpoint_c + hold_w / m.element_to_surface_w_per_k)
-            power_w = hold_w + self.ks * error - self.ke * element_excess
-            self.integral_w = _clamp(self.integral_w + self.ki * error * dt,
-                                     -m.heater_w - power_w, m.heater_w - power_w)
-            duty = _clamp((power_w + self.integral_w) / m.heater_w)
+            duty = _clamp(self.power_for(setpoint_c - self.hold_margin_c) / m.heater_w)
         self._last_duty = duty
         return duty
 
