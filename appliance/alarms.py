@@ -17,7 +17,6 @@ class AlarmSpec:
     text: str
     advice: str
     needs: str = "ack"       # ack | service | none
-    open_relay: bool = True  # the series relay opens, not only the SSR
     ends_session: bool = True  # False: the traction session goes on without heat
 
 
@@ -84,15 +83,15 @@ CATALOGUE: dict[str, AlarmSpec] = {
                          "The screen lost its connection to the controller during heating.",
                          "Heating has stopped; the session goes on without heat. "
                          "Touch Acknowledge to turn the heat back on.",
-                         open_relay=False, ends_session=False),
+                         ends_session=False),
     "heating_time_cap": AlarmSpec("low", "technical", "Heating time limit reached",
                                   "The mat has been heated for the longest time allowed in one go.",
                                   "Heating has stopped; the session goes on without heat.",
-                                  open_relay=False, ends_session=False),
+                                  ends_session=False),
     "interrupted": AlarmSpec("low", "information", "Last session was interrupted",
                              "The last session did not finish: the power went off or the controller restarted.",
                              "Nothing restarts by itself. Start a new session if you want one.",
-                             open_relay=False, ends_session=False),
+                             ends_session=False),
 }
 
 #: Raw MAX31865 fault bits -> fault code.

@@ -232,8 +232,7 @@ class Appliance:
     def _drive(self, now_s: float, dt: float, verdict) -> None:
         heater = self.devices.heater
         plan = self.session.plan
-        heat = (self.ready and self.session.heat_wanted and verdict.heat_allowed
-                and verdict.relay_allowed and heater is not None)
+        heat = self.ready and self.session.heat_wanted and verdict.heat_allowed and heater is not None
         if heat and self.mat_c is None and self.heating:
             return  # one rejected sample (a spike): hold the output; three in a row trip
         if not heat or self.mat_c is None:

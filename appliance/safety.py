@@ -67,8 +67,6 @@ class FaultLatch:
     def blocks_heat(self) -> bool:
         return bool(self.active) and any(f.code != "interrupted" for f in self.active.values())
 
-    def relay_must_open(self) -> bool:
-        return any(f.spec.open_relay for f in self.active.values())
 
 
 class SensorValidator:
@@ -157,7 +155,6 @@ class Verdict:
     mat_c: float | None
     new_faults: list[LatchedFault] = field(default_factory=list)
     heat_allowed: bool = True
-    relay_allowed: bool = True
 
 
 class SafetySupervisor:
@@ -220,7 +217,6 @@ class SafetySupervisor:
                 verdict.new_faults.append(fault)
         self._refresh_present(x, mat_c)
         verdict.heat_allowed = not self.latch.blocks_heat()
-        verdict.relay_allowed = not self.latch.relay_must_open()
         return verdict
 
     def _refresh_present(self, x: Inputs, mat_c: float | None) -> None:
