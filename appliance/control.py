@@ -145,12 +145,13 @@ class ModelBased:
       the closed loop has the same time constants on a heavy mat.
     """
 
-    def __init__(self, model: MatParams, cfg: ControlConfig, *, coast_margin_c: float = 0.1,
+    def __init__(self, model: MatParams, cfg: ControlConfig, *, coast_margin_c: float = -0.25,
                  horizon_s: float = 120.0, load_smooth_s: float = 5.0,
                  surface_gain_w_per_k: float = 30.0, element_gain_w_per_k: float = 3.0,
                  integral_w_per_k_s: float = 0.1, fit_at_s: tuple[float, ...] = (120.0, 180.0, 240.0),
                  adapt: bool = True, observer_pole_per_s: float = 0.08, step_s: float = 4.0,
-                 skip_s: float = 20.0, hold_margin_c: float = 0.0):
+                 skip_s: float = 20.0, hold_margin_c: float = 0.0,
+                 release_sigmas: float = 4.0, release_min_load_w: float = 8.0):
         self.nominal = model
         self.coast_margin_c = coast_margin_c
         self.horizon_s = horizon_s
@@ -164,6 +165,8 @@ class ModelBased:
         self.step_s = step_s
         self.skip_s = skip_s
         self.hold_margin_c = hold_margin_c
+        self.release_sigmas = release_sigmas
+        self.release_min_load_w = release_min_load_w
         self.recorder = ResponseRecorder()
         self.reset()
 
@@ -177,6 +180,10 @@ class ModelBased:
         self.integral_w = 0.0
         self._last_duty = 0.0
         self._last_s: float | None = None
+        self._last_y: float | None = None
+        self.noise_var = 0.05 ** 2
+        self._cusum = 0.0
+        self.releases = 0
 
     def _use_model(self, model: MatParams) -> None:
         self.m = model
@@ -264,6 +271,33 @@ class ModelBased:
         start = int(self.skip_s / self.step_s)
         return min((target_c - f) / u for f, u in zip(free[start:], unit[start:]))
 
+    def _watch_release(self, dt: float, mat_c: float, predicted_c: float | None) -> None:
+        """Notice a load that went away (a patient getting up) sooner than the observer does.
+
+        While a body lies on the mat the element runs ``-load_w / G_es`` K hotter to push the
+        body's heat through the surface. When it leaves, that stored heat still arrives and the
+        RTD shows it ~8 s late; every second of holding power after that adds to the overshoot.
+        A one-sided CUSUM of the reading's excess over the observer's prediction (the innovation),
+        in units of the sensor noise (estimated from successive differences), flags the change a
+        few seconds before the observer's slow disturbance state has moved. Then the load
+        estimate is dropped at once, so the predictive hold sees an element with heat to spare
+        and turns the heater off. A false alarm only costs a few watts of heat for a minute.
+        """
+        if self._last_y is not None:
+            diff = mat_c - self._last_y
+            self.noise_var += min(1.0, dt / 60.0) * (diff * diff / 2.0 - self.noise_var)
+        self._last_y = mat_c
+        if predicted_c is None or -self.load_w < self.release_min_load_w:
+            self._cusum = 0.0
+            return
+        sigma = max(0.01, self.noise_var ** 0.5)
+        self._cusum = max(0.0, self._cusum + (mat_c - predicted_c) / sigma - 1.0)
+        if self._cusum > self.release_sigmas:
+            self._cusum = 0.0
+            self.releases += 1
+            self.balance.unexplained_w = 0.0
+            self.load_w = 0.0
+
     def update(self, now_s: float, mat_c: float, setpoint_c: float) -> float:
         dt = 0.0 if self._last_s is None else now_s - self._last_s
         self._last_s = now_s
@@ -274,8 +308,10 @@ class ModelBased:
                 self._fits_done += 1
                 self._refit()
         m = self.m
+        predicted_c = self.balance.tr_c
         self.balance.update(now_s, mat_c, self._last_duty * m.heater_w)
         if dt > 0:
+            self._watch_release(dt, mat_c, predicted_c)
             self.load_w += min(1.0, dt / self.load_smooth_s) * (self.balance.unexplained_w - self.load_w)
         hold_w = self.hold_w(setpoint_c)
         if self.boosting and self.coast_peak_c(hold_w) >= setpoint_c - self.coast_margin_c:
