@@ -6,13 +6,17 @@
 # `lumbarest status --json` to the serial console and powers off. Asserts: the appliance reached
 # active, sensor_missing is latched, the heater is off; reports seconds from power-on.
 #
-# Environment: BOOT_TEST_TIMEOUT (seconds, default 600), IMG (image path).
+# Environment: BOOT_TEST_TIMEOUT (seconds, default 600), IMG (image path),
+# BOOT_TEST_KIOSK=1: do not mask the kiosk, give the guest a virtio-gpu display, and also assert
+# that lumbarest-kiosk is active and connected to the appliance (cage + Kivy on Mesa's software
+# renderer; slow under TCG).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VERSION=$(sed -n 's/^version *= *"\(.*\)"/\1/p' pyproject.toml | head -1)
 IMG=${IMG:-build/lumbarest-$VERSION-arm64.img}
 T=build/boot-test
 TIMEOUT=${BOOT_TEST_TIMEOUT:-600}
+KIOSK=${BOOT_TEST_KIOSK:-0}
 
 [ -f "$IMG" ] || { echo "no image at $IMG: run make image first" >&2; exit 1; }
 for tool in qemu-system-aarch64 mcopy mtype sfdisk python3; do
@@ -41,13 +45,19 @@ mcopy -n -i "$fat" "::$initrd" "$T/initrd.img"
 echo "boot-test: kernel $kernel, initrd $initrd"
 
 append="root=LABEL=RASPIROOT ro console=ttyAMA0 panic=-1 net.ifnames=0"
-append+=" systemd.mask=lumbarest-kiosk.service systemd.wants=lumbarest-boot-test.service"
+append+=" systemd.wants=lumbarest-boot-test.service"
+display=()
+if [ "$KIOSK" = 1 ]; then
+  display=(-device virtio-gpu-pci -device virtio-tablet-pci)
+else
+  append+=" systemd.mask=lumbarest-kiosk.service"
+fi
 append+=" systemd.condition-first-boot=false"
 
 t0=$(date +%s.%N)
 set +e
 timeout --kill-after=10 "$TIMEOUT" qemu-system-aarch64 -M virt -cpu cortex-a72 -smp 2 -m 1024 \
-  -nographic -no-reboot -nic none \
+  -nographic -no-reboot -nic none "${display[@]}" \
   -kernel "$T/vmlinuz" -initrd "$T/initrd.img" -append "$append" \
   -drive if=none,file="$T/disk.img",format=raw,id=hd0 -device virtio-blk-pci,drive=hd0 \
   </dev/null 2>&1 | while IFS= read -r line; do
@@ -59,9 +69,10 @@ t1=$(date +%s.%N)
 echo "boot-test: qemu exited with $rc after $(python3 -c "print(round($t1 - $t0, 1))") s; console log: $T/console.log"
 [ "$rc" -eq 124 ] && echo "boot-test: TIMEOUT after $TIMEOUT s" >&2
 
-python3 - "$T/console.log" "$t0" <<'PY'
+python3 - "$T/console.log" "$t0" "$KIOSK" <<'PY'
 import json, sys
-log, t0 = sys.argv[1], float(sys.argv[2])
+log, t0, kiosk = sys.argv[1], float(sys.argv[2]), sys.argv[3] == "1"
+
 lines = []
 for raw in open(log, errors="replace"):
     ts, _, text = raw.rstrip("\n").partition(" ")
@@ -106,6 +117,17 @@ if isinstance(state, dict):
     check(state.get("mode") == "hardware", f"mode is hardware ({state.get('mode')!r})")
 for _, rest in find("LUMBAREST-BOOT-TEST-LOG"):
     print("  | " + rest)
+if kiosk:
+    k = find("LUMBAREST-BOOT-TEST kiosk=")
+    check(bool(k), "kiosk check ran")
+    if k:
+        ts, rest = k[0]
+        fields = dict(f.split("=", 1) for f in ("kiosk=" + rest).split())
+        check(fields.get("kiosk") == "active", f"lumbarest-kiosk active ({fields.get('kiosk')})")
+        check(int(fields.get("ui_clients", "0") or 0) >= 1, f"kiosk connected to the appliance (ui_clients={fields.get('ui_clients')})")
+        print(f"boot-test: kiosk connected {ts - t0:.1f} s after power-on")
+    for _, rest in find("LUMBAREST-BOOT-TEST-KIOSK"):
+        print("  k " + rest)
 if not ok:
     print("boot-test: FAILED; last console lines:")
     for _, text in lines[-40:]:
