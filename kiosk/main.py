@@ -56,6 +56,7 @@ def configure_kivy(size, fullscreen: bool) -> None:
     Config.set("graphics", "resizable", "0")
     Config.set("graphics", "fullscreen", "auto" if fullscreen else "0")
     Config.set("graphics", "show_cursor", "1")
+    Config.set("graphics", "vsync", "0")
     Config.set("input", "mouse", "mouse,disable_multitouch")
 
 

@@ -8,6 +8,7 @@ code is 1 if any screen has a problem, and ``layout-problems.txt`` lists them.
 from __future__ import annotations
 
 import copy
+import json
 import os
 import sys
 from pathlib import Path
@@ -160,6 +161,14 @@ def scenarios(profile: str):
     return out
 
 
+def count_colours(step: int = 53) -> int:
+    """Distinct colours in a sample of the frame just drawn (a blank frame has one)."""
+    from kivy.graphics.opengl import GL_RGBA, GL_UNSIGNED_BYTE, glReadPixels
+    w, h = Window.size
+    data = glReadPixels(0, 0, w, h, GL_RGBA, GL_UNSIGNED_BYTE)
+    return len({data[i:i + 3] for i in range(0, len(data) - 3, 4 * step)})
+
+
 def app_text_no_usb():
     return i18n._("No USB drive found. Plug in a USB stick and try again.")
 
@@ -180,7 +189,7 @@ class ScreenshotApp(KioskApp):
         super().__init__(profile=profile, lang=lang, api_factory=None, **kwargs)
         self.outdir = Path(outdir)
         self.outdir.mkdir(parents=True, exist_ok=True)
-        self.exit_code = 0
+        self.exit_code = 2  # until every screen has been rendered
         self.problems: list[str] = []
         self.langs = [lang] + [x for x in i18n.LANGUAGES if x != lang]
         self.queue = [(lg, name, fn) for lg in self.langs for name, fn in scenarios(profile)]
@@ -189,6 +198,7 @@ class ScreenshotApp(KioskApp):
         self.levels = dict(LEVELS)
         self.sel_program, self.sel_level = "standard", "medium"
         self.written: list[str] = []
+        self.manifest: dict = {}
 
     # scenario helpers ----------------------------------------------------------------------------
 
@@ -249,8 +259,8 @@ class ScreenshotApp(KioskApp):
         if say:
             self.say(*say, seconds=60)
         self.staff = screen
-        for name in ("pin", "settings", "history"):
-            self.screens[name].rebuild()
+        if screen in ("pin", "settings", "history"):
+            self.screens[screen].rebuild()
         self.route()
 
     # the run -------------------------------------------------------------------------------------
@@ -277,15 +287,21 @@ class ScreenshotApp(KioskApp):
 
     def _capture(self, shot):
         where = f"{self.profile} {Window.size[0]}x{Window.size[1]} {shot}"
-        self.problems += layout_problems(self.root_widget, Window.size, where)
+        problems = layout_problems(self.root_widget, Window.size, where)
+        self.problems += problems
         target = self.outdir / f"{shot}.png"
         written = Window.screenshot(name=str(self.outdir / f"{shot}.png"))
         if written and os.path.exists(written):
             os.replace(written, target)
             self.written.append(str(target))
+        self.manifest[shot] = {"file": target.name, "colours": count_colours(),
+                               "problems": problems, "size": list(Window.size)}
         Clock.schedule_once(self._next, 0)
 
     def _finish(self):
+        (self.outdir / "shots.json").write_text(json.dumps(
+            {"profile": self.profile, "size": list(Window.size), "shots": self.manifest},
+            indent=1))
         report = self.outdir / "layout-problems.txt"
         report.write_text("\n".join(self.problems) + ("\n" if self.problems else ""))
         if self.problems:
@@ -293,5 +309,7 @@ class ScreenshotApp(KioskApp):
             for p in self.problems[:80]:
                 print("  " + p, file=sys.stderr)
             self.exit_code = 1
+        else:
+            self.exit_code = 0
         print(f"wrote {len(self.written)} screenshots to {self.outdir}")
         self.stop()

@@ -374,6 +374,7 @@ class PinScreen(KScreen):
                          size_hint=(1, 0.45) if s.portrait else (0.45, 1))
         left.add_widget(label(_("Enter the PIN"), s.large, wrap=True, size_hint_y=0.6))
         self.display = label("", s.big, bg=list(PANEL), wrap=False, size_hint_y=0.6)
+        self.display.font_name = SYMBOL_FONT  # the PIN dots
         left.add_widget(self.display)
         self.msg = label("", s.normal, wrap=True, color=(1, 0.85, 0.5, 1))
         left.add_widget(self.msg)
@@ -667,6 +668,7 @@ class AlarmOverlay(Fill):
             box.add_widget(w)
         self.pin_box = BoxLayout(orientation="horizontal", spacing=s.gap, size_hint_y=3.2)
         self.pin_label = label("", s.normal, wrap=True, bg=list(PANEL), radius=10 * s.u)
+        self.pin_label.font_name = SYMBOL_FONT
         self.pad = NumberPad(app.alarm_pin_key, ok_text=_("OK"), font=s.large, spacing=s.gap * 0.6)
         self.pin_box.add_widget(self.pin_label)
         self.pin_box.add_widget(self.pad)
@@ -681,18 +683,20 @@ class AlarmOverlay(Fill):
         self._pin_shown = False
 
     def show_pin(self, show: bool):
+        """PIN mode: the title, the number pad and the buttons; the words come back after."""
         if show == self._pin_shown:
             return
         self._pin_shown = show
+        self.box.clear_widgets()
         if show:
-            for w in (self.text, self.advice, self.extra):
-                self.box.remove_widget(w)
-            self.box.add_widget(self.pin_box, index=1)
+            self.title.size_hint_y = 0.5
+            parts = (self.title, self.pin_box, self.buttons)
         else:
-            self.box.remove_widget(self.pin_box)
-            self.box.add_widget(self.text, index=3)
-            self.box.add_widget(self.advice, index=2)
-            self.box.add_widget(self.extra, index=2)
+            self.title.size_hint_y = 1.0
+            parts = (self.priority, self.title, self.text, self.heater, self.advice, self.extra,
+                     self.buttons)
+        for widget in parts:
+            self.box.add_widget(widget)
 
     def refresh(self, alarm: dict, more: int, lit: bool):
         app = self.app
