@@ -152,7 +152,11 @@ def main(argv: list[str] | None = None) -> int:
     socket_path = Path(args.socket) if args.socket else default_socket_path()
     data_dir = Path(args.data_dir) if args.data_dir else default_data_dir()
     process = ApplianceProcess(config, socket_path, data_dir)
-    return asyncio.run(process.run())
+    try:
+        return asyncio.run(process.run())
+    except RuntimeError as exc:  # the socket is taken by another appliance process
+        print(f"lumbarest-appliance: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":
