@@ -124,46 +124,56 @@ class KilnPid:
 
 
 class ModelBased:
-    """``ours``: an observer-based controller that learns the mat during the warm-up, with a
-    predicted approach, a state-feedback hold and load rejection.
+    """``ours``: an observer-based, model-predictive controller that learns the mat during the
+    warm-up. Design and measurements: ``docs/performance.md``.
 
+    * **Observer** (:class:`appliance.thermal.HeatBalance`): element, surface and sensor
+      temperatures and the *unexplained* heat into the surface — a patient's body, a room that is
+      not the model's. The RTD lags the surface by ~8 s and the surface lags the element by ~50 s,
+      so the reading alone always tells the past; the observer tells the present.
     * **Learning the mat** (:mod:`appliance.tune`): the warm-up at full power is a step response.
-      At ``fit_at_s`` seconds into it the controller fits the two-node model's capacity scale
-      and heater power to the recorded (power, reading) history, and from then on predicts,
-      observes and holds with the fitted mat. A mat with twice the heat capacity takes twice
-      as long to move, and a model that does not know it overshoots; a weak heater makes the
-      nominal observer read missing heat as a load. The fit is frozen before a patient would
-      plausibly lie down, is bounded, and is kept only when it explains the data.
-    * **Approach**: full power while the mat, held at the holding power from now on, would not
-      come within ``coast_margin_c`` of the setpoint inside ``horizon_s``. The prediction starts
-      from the observer's element and surface estimates, so the heat already stored in the
-      element is counted before it arrives: that is what allows a fast heat-up without overshoot.
-    * **Hold**: state feedback in watts — the holding power (losses to the room plus the
-      observed load, e.g. a patient's body), plus ``surface_gain_w_per_k`` times the surface
-      error, minus ``element_gain_w_per_k`` times the element's excess over what holding needs,
-      plus an integral for what the model gets wrong. Gains scale with the fitted capacity so
-      the closed loop has the same time constants on a heavy mat.
+      At each of ``fit_at_s`` seconds into it the controller fits the model's capacity scale and
+      heater power to the recorded (power, reading) history, and from then on observes and
+      predicts with the fitted mat. A mat with twice the heat capacity (and the same heater)
+      stores twice the heat in its element, which a nominal model does not expect and overshoots;
+      a weak heater makes the nominal observer read missing heat as a patient's load. The fit ends
+      at 240 s, before a patient would plausibly lie down; it is bounded and kept only when it
+      explains the data. What a step response pins down is the power per heat capacity; that is
+      also what the prediction needs.
+    * **Approach**: full power while the mat, held at the holding power from now on, would peak
+      less than ``boost_overreach_c`` above the setpoint within ``horizon_s``. The prediction
+      starts from the observed element and surface, so the heat already stored in the element is
+      counted before it arrives. Boosting slightly *past* the point where holding power would just
+      reach the setpoint is deliberate: the predictive hold below then runs the heater under the
+      holding power for a while, which lands the surface on the setpoint sooner, without overshoot.
+    * **Hold**: each sample, the largest constant power for which the predicted surface stays at
+      or below the setpoint over the horizon (:meth:`power_for`). The model is linear, so that is
+      one pass over a precomputed unit response: cheap. At equilibrium it is the holding power
+      (room losses plus the observed load); with heat stored in the element it is less; with the
+      surface low it is more. The observer's unexplained-heat state is the integral action: a
+      steady model error becomes a load estimate, so no separate integrator (and no windup).
+    * **Load rejection**: the observed load enters the prediction as a constant heat flow, i.e.
+      feed-forward of the patient's body; a CUSUM on the innovation drops the load estimate at
+      once when the patient gets up (:meth:`_watch_release`).
+
+    Constructor defaults are the tuned values (``bench/control_bench.py``); ``ControlConfig``
+    has no keys for them yet.
     """
 
-    def __init__(self, model: MatParams, cfg: ControlConfig, *, coast_margin_c: float = -0.25,
-                 horizon_s: float = 120.0, load_smooth_s: float = 5.0,
-                 surface_gain_w_per_k: float = 30.0, element_gain_w_per_k: float = 3.0,
-                 integral_w_per_k_s: float = 0.1, fit_at_s: tuple[float, ...] = (120.0, 180.0, 240.0),
-                 adapt: bool = True, observer_pole_per_s: float = 0.08, step_s: float = 4.0,
-                 skip_s: float = 20.0, hold_margin_c: float = 0.0,
+    def __init__(self, model: MatParams, cfg: ControlConfig, *, boost_overreach_c: float = 0.25,
+                 horizon_s: float = 120.0, step_s: float = 4.0, skip_s: float = 20.0,
+                 load_smooth_s: float = 5.0, fit_at_s: tuple[float, ...] = (120.0, 180.0, 240.0),
+                 adapt: bool = True, observer_pole_per_s: float = 0.08, hold_margin_c: float = 0.0,
                  release_sigmas: float = 4.0, release_min_load_w: float = 8.0):
         self.nominal = model
-        self.coast_margin_c = coast_margin_c
+        self.boost_overreach_c = boost_overreach_c
         self.horizon_s = horizon_s
+        self.step_s = step_s
+        self.skip_s = skip_s
         self.load_smooth_s = load_smooth_s
-        self.ks0 = surface_gain_w_per_k
-        self.ke0 = element_gain_w_per_k
-        self.ki0 = integral_w_per_k_s
         self.fit_at_s = fit_at_s
         self.adapt = adapt
         self.pole = observer_pole_per_s
-        self.step_s = step_s
-        self.skip_s = skip_s
         self.hold_margin_c = hold_margin_c
         self.release_sigmas = release_sigmas
         self.release_min_load_w = release_min_load_w
@@ -177,7 +187,6 @@ class ModelBased:
         self._fits_done = 0
         self.boosting = True
         self.load_w = 0.0
-        self.integral_w = 0.0
         self._last_duty = 0.0
         self._last_s: float | None = None
         self._last_y: float | None = None
@@ -188,9 +197,6 @@ class ModelBased:
     def _use_model(self, model: MatParams) -> None:
         self.m = model
         self.balance = HeatBalance(model, pole_per_s=self.pole)
-        scale = (model.element_j_per_k + model.surface_j_per_k) / \
-            (self.nominal.element_j_per_k + self.nominal.surface_j_per_k)
-        self.ks, self.ke, self.ki = self.ks0 * scale, self.ke0 * scale, self.ki0 * scale
         self._unit = self._unit_response()
 
     def _refit(self) -> None:
@@ -314,7 +320,7 @@ class ModelBased:
             self._watch_release(dt, mat_c, predicted_c)
             self.load_w += min(1.0, dt / self.load_smooth_s) * (self.balance.unexplained_w - self.load_w)
         hold_w = self.hold_w(setpoint_c)
-        if self.boosting and self.coast_peak_c(hold_w) >= setpoint_c - self.coast_margin_c:
+        if self.boosting and self.coast_peak_c(hold_w) >= setpoint_c + self.boost_overreach_c:
             self.boosting = False
         elif not self.boosting and setpoint_c - mat_c > 2.0:
             self.boosting = True  # a new, higher setpoint, or a large cold load

@@ -5,7 +5,8 @@ controller, as a table and as JSON.
 
 Each run is ``lumbarest-sim SCENARIO --controller NAME --json`` in-process. ``full_power``'s time to
 the band is the physical lower bound for that mat; ``ratio`` is each controller's time over it.
-Faults in a benchmark run are false alarms and are listed.
+Faults in a benchmark run are false alarms and are listed. ``main()`` returns
+``{"results": [...], "summary": {...}}`` for ``python -m bench``.
 """
 
 import argparse
@@ -78,22 +79,25 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--controllers", default=",".join(CONTROLLERS))
     parser.add_argument("--scenarios", default="*.toml")
+    parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args(argv)
     controllers = tuple(args.controllers.split(","))
     if "full_power" not in controllers:
         controllers += ("full_power",)
     scenarios = sorted(SCENARIO_DIR.glob(args.scenarios))
-    results = run(scenarios, controllers)
+    results = run(scenarios, controllers, args.workers)
     summary = {"runs": len(results),
                "ours_misses": {r["scenario"]: misses(r) for r in results
                                if r["controller"] == "ours" and misses(r)},
+               "false_alarms": [{"scenario": r["scenario"], "controller": r["controller"],
+                                 "faults": [f["code"] for f in r["faults"]]} for r in results if r["faults"]],
                "min_sim_speed": min(r["sim_speed"] for r in results)}
     if args.json:
         print(json.dumps({"results": results, "summary": summary}))
     else:
         print(table(results))
         print(json.dumps(summary))
-    return summary
+    return {"results": results, "summary": summary}
 
 
 if __name__ == "__main__":
