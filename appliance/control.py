@@ -207,8 +207,14 @@ class ModelBased:
             start = (self.fit["element_j_per_k"], self.fit["surface_j_per_k"], self.nominal.sensor_tau_s)
         fit = fit_model(rec.samples, rec.y0, self.nominal, tie_capacities=True, fit_offset=False,
                         fit_tau=False, start=start, max_evals=40)
-        ratio = fit["power_ratio"] / (fit["element_j_per_k"] / self.nominal.element_j_per_k)
-        if not (0.25 <= ratio <= 4.0 and fit["rms_c"] < 0.3):
+        scale = fit["element_j_per_k"] / self.nominal.element_j_per_k
+        rise_c = max(y for _, y in rec.samples) - rec.y0
+        # Plausible mats only (a heater between 40 % and 160 % of nominal, capacities between
+        # 0.4× and 3×), a response large enough to fit, and a fit that explains it. A mat that
+        # starts warm and cooling breaks the at-rest assumption and gives wild values: the
+        # controller then keeps the nominal model, which the observer corrects.
+        if not (0.4 <= fit["power_ratio"] <= 1.6 and 0.4 <= scale <= 3.0 and rise_c >= 3.0
+                and fit["rms_c"] < 0.15):
             return
         self.fit = fit
         model = fitted_params(self.nominal, fit)

@@ -89,3 +89,27 @@ def test_model_based_holding_power_at_equilibrium():
     b = ctl.balance
     b.te_c = 40.0 + 27.0 / m.element_to_surface_w_per_k
     assert ctl.power_for(40.0) == pytest.approx(27.0, abs=0.5)
+
+
+@pytest.mark.parametrize("start_c", [30.0, 36.0, 39.0])
+def test_model_based_on_a_warm_mat_reaches_the_setpoint_without_overshoot(start_c):
+    """A second session on a mat still warm from the first: the warm-up fit's at-rest assumption
+    does not hold, so an implausible fit must be rejected rather than used."""
+    import random
+
+    from hw.sim.plant import MatModel
+    p = MatParams()
+    mat = MatModel(p, relay_fitted=False)
+    mat.surface_c = mat.sensor_c = start_c
+    mat.element_c = start_c + 1.0
+    ctl = ModelBased(p, ControlConfig())
+    rng = random.Random(1)
+    t, reached, peak = 0.0, None, 0.0
+    while t < 1200.0:
+        mat.set_ssr(t, ctl.update(t, mat.sensor_at(t) + rng.gauss(0.0, 0.05), 40.0))
+        if reached is None and mat.sensor_c >= 39.5:
+            reached = t
+        peak = max(peak, mat.surface_c)
+        t += 0.25
+    assert reached is not None and reached < 500.0
+    assert peak <= 40.3
