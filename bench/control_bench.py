@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--controllers", default=",".join(CONTROLLERS))
     parser.add_argument("--scenarios", default="*.toml")
     parser.add_argument("--workers", type=int, default=2)
-    args = parser.parse_args(argv)
+    args = parser.parse_args([] if argv is None else argv)
     controllers = tuple(args.controllers.split(","))
     if "full_power" not in controllers:
         controllers += ("full_power",)

@@ -148,7 +148,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--skip-appliance", action="store_true", help="only the simulator's speed")
-    args = parser.parse_args(argv)
+    args = parser.parse_args([] if argv is None else argv)
     out: dict = {"targets": TARGETS}
     if not args.skip_appliance:
         out["appliance"] = measure_appliance(args.seconds)
