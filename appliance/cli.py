@@ -67,7 +67,15 @@ def format_status(st: dict, show_mode: bool = True) -> str:
         reason = f" ({s.get('reason')})" if s.get("reason") else ""
         lines.append(f"{what}{detail}{reason} — {mat}")
     else:
-        lines.append(f"Idle — {mat}")
+        prewarm = st.get("prewarm") or {}
+        if prewarm.get("active"):
+            lines.append(f"Pre-warming to {_temp(prewarm.get('setpoint_c'))} — {mat}, "
+                         f"{_mmss(prewarm.get('remaining_s'))} left (no session)")
+        else:
+            lines.append(f"Idle — {mat}")
+    audio = st.get("audio") or {}
+    if audio.get("paused"):
+        lines.append(f"Alarm audio paused ({_mmss(audio.get('remaining_s'))} left)")
     for alarm in st.get("alarms") or []:
         needs, present = alarm.get("needs"), alarm.get("present", True)
         flag = ""
@@ -77,6 +85,8 @@ def format_status(st: dict, show_mode: bool = True) -> str:
             flag = " (still present)" if present else " (gone: lumbarest ack)"
         lines.append(f"! {alarm.get('priority', '').upper()} {alarm.get('code')}: "
                      f"{alarm.get('title')}{flag}. {alarm.get('advice', '')}".rstrip())
+    for reminder in st.get("reminders") or []:
+        lines.append(f"i {reminder.get('title')}: {reminder.get('text')}")
     if show_mode and st.get("mode") == "simulation":
         lines.append("(simulation)")
     return "\n".join(lines)
@@ -296,6 +306,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("selftest", parents=[common], help="run the self-test")
     p.set_defaults(run=cmd_selftest)
+
+    p = sub.add_parser("prewarm", help="pre-warm the mat to the low level without a session")
+    pwsub = p.add_subparsers(dest="prewarm_command", required=True, metavar="start|stop",
+                             parser_class=_Parser)
+    q = pwsub.add_parser("start", parents=[common], help="heat for MINUTES (clinic PIN)")
+    q.add_argument("minutes", type=float)
+    q.add_argument("--pin", required=True, help="clinic or service PIN")
+    q.set_defaults(run=_state_command("prewarm.start",
+                                      lambda a: {"minutes": a.minutes, "pin": a.pin}))
+    q = pwsub.add_parser("stop", parents=[common], help="stop the pre-warm now")
+    q.set_defaults(run=_state_command("prewarm.stop"))
+
+    p = sub.add_parser("silence", parents=[common],
+                       help="pause alarm audio (the alarms stay) for SECONDS (at most 120)")
+    p.add_argument("seconds", nargs="?", type=float, default=120)
+    p.set_defaults(run=_state_command("alarm.silence", lambda a: {"seconds": a.seconds}))
 
     p = sub.add_parser("sim", help="simulation controls")
     simsub = p.add_subparsers(dest="sim_command", required=True, metavar="SIMCOMMAND",

@@ -92,6 +92,86 @@ class HardwareConfig:
     mains_hz: int = field(default=50, metadata={"choices": (50, 60)})
 
 
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def valid_hhmm(value: Any) -> bool:
+    """``"HH:MM"``, 24-hour local time."""
+    if not isinstance(value, str) or len(value) != 5 or value[2] != ":":
+        return False
+    hh, mm = value[:2], value[3:]
+    return hh.isdigit() and mm.isdigit() and int(hh) < 24 and int(mm) < 60
+
+
+def minutes_of_day(hhmm: str) -> int:
+    return int(hhmm[:2]) * 60 + int(hhmm[3:])
+
+
+def check_prewarm_plan(prewarm_time: str, lead_min: int, hold_min: int, max_heating_min: float,
+                       source: str) -> None:
+    """A pre-warm starts on the same day and never heats longer than ``max_heating_min``."""
+    if lead_min + hold_min > max_heating_min:
+        raise _fail(source, "prewarm_lead_min + prewarm_hold_min", lead_min + hold_min,
+                    f"keep it at most safety.max_heating_min ({max_heating_min:g})")
+    if valid_hhmm(prewarm_time) and minutes_of_day(prewarm_time) < lead_min:
+        raise _fail(source, "prewarm_time", prewarm_time,
+                    f"the pre-warm must start after midnight: at least {lead_min} minutes "
+                    "after 00:00 (prewarm_lead_min)")
+
+
+@dataclass(frozen=True)
+class ClinicConfig:
+    """Defaults of the clinic schedules (editable later as settings, docs/clinic.md).
+
+    Times are local wall-clock ``"HH:MM"``. The pre-warm is off unless enabled: nothing heats by
+    itself on a unit that was not set up for it.
+    """
+
+    prewarm_enabled: bool = False
+    prewarm_time: str = field(default="07:30", metadata={"hhmm": True})
+    prewarm_weekdays: tuple = ("mon", "tue", "wed", "thu", "fri")
+    prewarm_lead_min: int = field(default=20, metadata=_num(5, 120, integer=True))
+    prewarm_hold_min: int = field(default=30, metadata=_num(5, 30, integer=True))
+    prewarm_grace_min: float = field(default=5.0, metadata=_num(0.5, 15.0))
+    prewarm_needs_time_sync: bool = True
+    selftest_time: str = field(default="02:30", metadata={"hhmm": True})
+    prune_time: str = field(default="03:00", metadata={"hhmm": True})
+    service_heater_hours: float = field(default=2000.0, metadata=_num(10.0, 100000.0))
+    service_relay_cycles: int = field(default=100000, metadata=_num(100, 10000000, integer=True))
+    selftest_max_age_days: float = field(default=2.0, metadata=_num(1.0, 60.0))
+    export_dir: str = "/media"
+
+    def settings(self) -> dict:
+        """The editable part, as settings values."""
+        return {"prewarm_enabled": self.prewarm_enabled, "prewarm_time": self.prewarm_time,
+                "prewarm_weekdays": list(self.prewarm_weekdays),
+                "prewarm_lead_min": self.prewarm_lead_min,
+                "prewarm_hold_min": self.prewarm_hold_min,
+                "selftest_time": self.selftest_time, "prune_time": self.prune_time}
+
+
+@dataclass(frozen=True)
+class PanelConfig:
+    """Physical controls on the clinic panel; every pin optional (BCM numbers), none by default.
+
+    The stop button connects its pin to ground (internal pull-up) unless ``button_pull_up`` is
+    false. See docs/clinic.md for the wiring.
+    """
+
+    stop_button_pin: int | None = field(default=None, metadata=_num(2, 27, integer=True, optional=True))
+    button_pull_up: bool = True
+    long_press_s: float = field(default=2.0, metadata=_num(0.5, 10.0))
+    buzzer_pin: int | None = field(default=None, metadata=_num(2, 27, integer=True, optional=True))
+    buzzer_active_high: bool = True
+    buzzer_tone_hz: float | None = field(default=None, metadata=_num(150.0, 1000.0, optional=True))
+    led_pin: int | None = field(default=None, metadata=_num(2, 27, integer=True, optional=True))
+    led_active_high: bool = True
+
+    def pins(self) -> dict[str, int]:
+        return {name: getattr(self, name) for name in ("stop_button_pin", "buzzer_pin", "led_pin")
+                if getattr(self, name) is not None}
+
+
 @dataclass(frozen=True)
 class Config:
     mode: str = "simulation"
@@ -104,6 +184,8 @@ class Config:
     session: SessionConfig = SessionConfig()
     control: ControlConfig = ControlConfig()
     hardware: HardwareConfig = HardwareConfig()
+    clinic: ClinicConfig = ClinicConfig()
+    panel: PanelConfig = PanelConfig()
     model: MatParams = field(default_factory=MatParams)   # the controller's model of the mat
     plant: MatParams = field(default_factory=MatParams)   # simulation only: the simulated mat
     source: str = "built-in defaults"
@@ -112,7 +194,7 @@ class Config:
 
 
 _SECTIONS = {"safety": SafetyConfig, "session": SessionConfig, "control": ControlConfig,
-             "hardware": HardwareConfig}
+             "hardware": HardwareConfig, "clinic": ClinicConfig, "panel": PanelConfig}
 
 
 def _fail(source: str, key: str, value: Any, allowed: str) -> ConfigError:
@@ -120,6 +202,10 @@ def _fail(source: str, key: str, value: Any, allowed: str) -> ConfigError:
 
 
 def _check_value(source: str, key: str, value: Any, spec: dict, default: Any) -> Any:
+    if spec.get("hhmm"):
+        if not valid_hhmm(value):
+            raise _fail(source, key, value, 'use a local time "HH:MM" (24 hours)')
+        return value
     if "choices" in spec:
         if value not in spec["choices"] or isinstance(value, bool):
             choices = ", ".join(repr(c) for c in spec["choices"])
@@ -142,6 +228,11 @@ def _check_value(source: str, key: str, value: Any, spec: dict, default: Any) ->
         return value
     if isinstance(default, str) and not isinstance(value, str):
         raise _fail(source, key, value, "use a quoted text")
+    if isinstance(default, tuple):      # [clinic] prewarm_weekdays
+        if not isinstance(value, list) or len(set(value)) != len(value) or \
+                any(v not in WEEKDAYS for v in value):
+            raise _fail(source, key, value, f"use a list of distinct days from {', '.join(WEEKDAYS)}")
+        return tuple(value)
     return value
 
 
@@ -203,14 +294,34 @@ def from_dict(data: dict, source: str = "configuration") -> Config:
             changes[key] = {**getattr(config, key), **value}
         else:
             raise _fail(source, key, value, "known keys are mode, unit_name, [levels], [programs], "
-                        "[safety], [session], [control], [hardware], [model], [plant]")
+                        "[safety], [session], [control], [hardware], [clinic], [panel], [model], "
+                        "[plant]")
     config = replace(config, **changes)
     if config.safety.max_setpoint_c > config.safety.trip_c - 1.0:
         raise _fail(source, "safety.max_setpoint_c", config.safety.max_setpoint_c,
                     f"keep it at least 1 °C below safety.trip_c ({config.safety.trip_c:g})")
     validate_catalogue(config.levels, config.programs, config.safety.max_setpoint_c,
                        config.session.max_session_min, source)
+    clinic = config.clinic
+    if clinic.prewarm_enabled:
+        check_prewarm_plan(clinic.prewarm_time, clinic.prewarm_lead_min, clinic.prewarm_hold_min,
+                           config.safety.max_heating_min, f"{source}: [clinic]")
+    _check_panel_pins(config, source)
     return config
+
+
+def _check_panel_pins(config: Config, source: str) -> None:
+    """Panel pins must not share a pin with each other, the heater outputs or the SPI bus."""
+    hw = config.hardware
+    taken = {hw.heater_pin: "hardware.heater_pin", hw.rtd_cs_pin: "hardware.rtd_cs_pin",
+             **{p: "the SPI bus" for p in (7, 8, 9, 10, 11)}}
+    for name in ("relay_pin", "heartbeat_pin"):
+        if getattr(hw, name) is not None:
+            taken[getattr(hw, name)] = f"hardware.{name}"
+    for name, pin in config.panel.pins().items():
+        if pin in taken:
+            raise _fail(source, f"panel.{name}", pin, f"GPIO{pin} is used by {taken[pin]}")
+        taken[pin] = f"panel.{name}"
 
 
 def validate_catalogue(levels: dict, programs: dict, max_setpoint_c: float, max_session_min: float,

@@ -13,7 +13,7 @@ import logging
 from dataclasses import dataclass, field, replace
 
 from appliance.alarms import CATALOGUE
-from appliance.config import Config, validate_catalogue
+from appliance.config import WEEKDAYS, Config, check_prewarm_plan, valid_hhmm, validate_catalogue
 from appliance.control import make_controller
 from appliance.errors import (CONDITION_PRESENT, FAULT_LATCHED, INVALID_PARAMS, METHOD_NOT_FOUND,
                               NOT_ALLOWED, PIN_REQUIRED, CommandError)
@@ -29,7 +29,13 @@ TRACE_PERIOD_S = 5.0
 SIM_FAULTS = ("rtd_open", "rtd_short", "refin", "ovuv", "spi_error", "stale", "noise_spikes",
               "sensor_detached", "heater_open", "ssr_stuck_on", "loop_stall", "ui_disconnect")
 LOOP_STALL_S = 10.0
-EDITABLE = ("levels", "programs", "unit_name", "language", "volume", "brightness", "sleep_min")
+CLINIC_KEYS = ("prewarm_enabled", "prewarm_time", "prewarm_weekdays", "prewarm_lead_min",
+               "prewarm_hold_min", "selftest_time", "prune_time")
+EDITABLE = ("levels", "programs", "unit_name", "language", "volume", "brightness", "sleep_min") \
+    + CLINIC_KEYS
+PREWARM_LEVEL = "low"
+MAX_SILENCE_S = 120.0
+
 _MISSING = RtdSample(None, None, None, error="missing")
 
 
@@ -56,6 +62,17 @@ class _Stats:
     next_trace_s: float = 0.0
 
 
+@dataclass
+class _Prewarm:
+    """A pre-warm in progress: heat to ``setpoint_c`` until ``until_s`` (monotonic)."""
+
+    started_s: float
+    until_s: float
+    setpoint_c: float
+    by: str
+    energy_j: float = 0.0
+
+
 class Appliance:
     """The controller. See the module docstring for the loop; ``docs/architecture.md`` for why.
 
@@ -80,7 +97,8 @@ class Appliance:
         self.watchdog = LoopWatchdog(self.period_s, config.safety.loop_stall_s, now)
         self.settings_values = {"levels": dict(config.levels), "programs": dict(config.programs),
                                 "unit_name": config.unit_name, "language": "en", "volume": 70,
-                                "brightness": 100, "sleep_min": 5}
+                                "brightness": 100, "sleep_min": 5,
+                                **config.clinic.settings()}
         self.ui_clients = 0
         self.ui_blocked = False
         self.patient_on: bool | None = False if devices.rig else None
@@ -98,6 +116,11 @@ class Appliance:
         self._last_tick_s = now
         self._interrupted: dict | None = None
         self._relay_cycles_seen = 0
+        self._prewarm: _Prewarm | None = None          # memory only: never resumed after a restart
+        self._audio_paused_until_s = 0.0
+        self._audio_paused_codes: frozenset[str] = frozenset()
+        self.reminders: list[dict] = []                # maintenance reminders (appliance.schedule)
+        self.settings_listeners: list = []             # called after every settings change
         self._heater_off()
         self._load_persisted_settings()
         for code in devices.startup_faults:
@@ -195,7 +218,7 @@ class Appliance:
         sensor = self.devices.sensor
         self.sample = sensor.read() if sensor is not None else _MISSING
         heater = self.devices.heater
-        setpoint = self.session.plan.setpoint_c if self.heating else None
+        setpoint = self._target_c() if self.heating else None
         verdict = self.safety.evaluate(Inputs(
             now_s=now, sample=self.sample, duty=self.duty,
             relay_closed=heater.relay_closed if heater is not None else False,
@@ -205,6 +228,7 @@ class Appliance:
         for fault in verdict.new_faults:
             self._on_new_fault(fault, now)
         self._selftest_tick(now)
+        self._prewarm_tick(now, verdict)
 
         ended = self.session.tick(now, self.mat_c, self.config.session.in_band_c)
         if ended:
@@ -231,8 +255,8 @@ class Appliance:
 
     def _drive(self, now_s: float, dt: float, verdict) -> None:
         heater = self.devices.heater
-        plan = self.session.plan
-        heat = self.ready and self.session.heat_wanted and verdict.heat_allowed and heater is not None
+        target = self._target_c()
+        heat = self.ready and target is not None and verdict.heat_allowed and heater is not None
         if heat and self.mat_c is None and self.heating:
             return  # one rejected sample (a spike): hold the output; three in a row trip
         if not heat or self.mat_c is None:
@@ -240,7 +264,7 @@ class Appliance:
                 self.controller.reset()
             self._heater_off()
             return
-        setpoint = min(plan.setpoint_c, self.config.safety.max_setpoint_c)
+        setpoint = min(target, self.config.safety.max_setpoint_c)
         if not self.heating:
             self.controller.reset()
             heater.close_relay()
@@ -249,8 +273,18 @@ class Appliance:
         self.duty = heater.duty
         self.heating = True
 
+    def _target_c(self) -> float | None:
+        """The temperature heat is wanted for now: the session's, else the pre-warm's, else None."""
+        if self.session.heat_wanted:
+            return self.session.plan.setpoint_c
+        if self._prewarm is not None and not self.session.active:
+            return self._prewarm.setpoint_c
+        return None
+
     def _account(self, now_s: float, dt: float) -> None:
         stats = self._stats
+        if self._prewarm is not None:
+            self._prewarm.energy_j += self.duty * self.config.model.heater_w * dt
         if not self.session.active:
             return
         if self.mat_c is not None:
@@ -313,6 +347,10 @@ class Appliance:
         now = self.clock.monotonic()
         self.session.start(now, Plan(program, level if setpoint is not None else "off",
                                      programs[program] * 60, setpoint))
+        if self._prewarm is not None:
+            # The session takes over: the heater stays on (no controller reset) and the session
+            # starts its own heating-time count, as any new session does.
+            self._end_prewarm(now, "session started")
         self.safety.latch.active.pop("interrupted", None)
         self._interrupted = None
         self.safety.session_started()
@@ -364,7 +402,8 @@ class Appliance:
         return cleared
 
     def settings(self) -> dict:
-        values = {k: (dict(v) if isinstance(v, dict) else v) for k, v in self.settings_values.items()}
+        values = {k: (dict(v) if isinstance(v, dict) else list(v) if isinstance(v, list) else v)
+                  for k, v in self.settings_values.items()}
         values["max_setpoint_c"] = self.config.safety.max_setpoint_c
         return values
 
@@ -380,9 +419,25 @@ class Appliance:
                   "language": value in ("en", "de"),
                   "volume": type(value) is int and 0 <= value <= 100,
                   "brightness": type(value) is int and 10 <= value <= 100,
-                  "sleep_min": type(value) is int and 1 <= value <= 120}[key]
+                  "sleep_min": type(value) is int and 1 <= value <= 120,
+                  "prewarm_enabled": isinstance(value, bool),
+                  "prewarm_time": valid_hhmm(value), "selftest_time": valid_hhmm(value),
+                  "prune_time": valid_hhmm(value),
+                  "prewarm_weekdays": isinstance(value, list)
+                  and all(isinstance(d, str) and d in WEEKDAYS for d in value)
+                  and len(set(value)) == len(value),
+                  "prewarm_lead_min": type(value) is int and 5 <= value <= 120,
+                  "prewarm_hold_min": type(value) is int and 5 <= value <= 30}[key]
             if not ok:
                 raise CommandError(INVALID_PARAMS, f"{key} = {value!r} is not allowed.")
+        merged = {**self.settings_values, **{k: v for k, v in changes.items() if k in CLINIC_KEYS}}
+        try:
+            if merged["prewarm_enabled"]:
+                    check_prewarm_plan(merged["prewarm_time"], merged["prewarm_lead_min"],
+                                   merged["prewarm_hold_min"], self.config.safety.max_heating_min,
+                                   "settings")
+        except ValueError as exc:
+            raise CommandError(INVALID_PARAMS, str(exc)) from None
         levels = {**self.settings_values["levels"], **changes.get("levels", {})}
         programs = {**self.settings_values["programs"], **changes.get("programs", {})}
         try:
@@ -406,13 +461,19 @@ class Appliance:
                 self.settings_values[key] = value
         self._record("set_setting", "settings", self.settings_values)
         self.state_version += 1
+        for listener in list(self.settings_listeners):
+            try:
+                listener(dict(self.settings_values))
+            except Exception:  # noqa: BLE001 - a listener (the scheduler) must not undo a change
+                log.exception("settings listener failed")
         return self.settings()
 
     def selftest(self) -> dict:
         """``system.selftest``: the chip's fault cycle and a plausibility check, while idle."""
-        if self.session.active:
-            raise CommandError(NOT_ALLOWED, "The self-test runs only when no session is running.",
-                               {"state": self.session.state})
+        if self.session.active or self._prewarm is not None:
+            raise CommandError(NOT_ALLOWED, "The self-test runs only when no session is running "
+                               "and the mat is not pre-warming.",
+                               {"state": self.session.state, "prewarm": self._prewarm is not None})
         checks = []
         sensor = self.devices.sensor
         bits = sensor.fault_detection() if sensor is not None else ("missing",)
@@ -429,7 +490,135 @@ class Appliance:
         passed = all(c["passed"] for c in checks)
         self._record("audit", at=self.clock.wall(), role="system", action="selftest",
                      details={"passed": passed, "checks": checks})
+        self._record("set_setting", "selftest.last",
+                     {"at": self.clock.wall().isoformat(timespec="seconds"), "passed": passed})
         return {"passed": passed, "checks": checks}
+
+    def nightly_selftest(self) -> dict:
+        """The scheduled self-test (appliance.schedule): as :meth:`selftest`, but a failure
+        latches ``selftest_failed`` (MEDIUM, service clears it) so the morning staff see it.
+        Skipped, not failed, while a session or a pre-warm runs."""
+        if self.session.active or self._prewarm is not None:
+            self._record("audit", at=self.clock.wall(), role="system", action="selftest.skipped",
+                         details={"reason": "session or pre-warm running"})
+            return {"passed": None, "skipped": True, "checks": []}
+        result = self.selftest()
+        if not result["passed"]:
+            failed = [c["name"] for c in result["checks"] if not c["passed"]]
+            self._trip("selftest_failed", self.clock.monotonic(),
+                       {"scheduled": True, "failed": failed})
+        return result
+
+    # -- pre-warm ------------------------------------------------------------------------------
+    def start_prewarm(self, duration_s: float, by: str = "system") -> dict:
+        """Heat to the ``low`` level (clamped to ``max_setpoint_c``) for ``duration_s`` without a
+        session. Every safety rule applies as for a session; it ends by itself on monotonic
+        time, on :meth:`stop_prewarm`, on any fault, or when a session takes over."""
+        if isinstance(duration_s, bool) or not isinstance(duration_s, (int, float)):
+            raise CommandError(INVALID_PARAMS, "duration must be a number of seconds.")
+        cap_s = self.config.safety.max_heating_min * 60
+        if not 60 <= duration_s <= cap_s:
+            raise CommandError(INVALID_PARAMS, f"A pre-warm lasts 1 to "
+                               f"{self.config.safety.max_heating_min:g} minutes (max_heating_min).")
+        if self.session.active:
+            raise CommandError(NOT_ALLOWED, "A session is running; it heats the mat already.",
+                               {"state": self.session.state})
+        level_c = self.settings_values["levels"].get(PREWARM_LEVEL)
+        if level_c is None:
+            raise CommandError(NOT_ALLOWED, f"The {PREWARM_LEVEL!r} level has no temperature.")
+        blocking = [f.code for f in self.safety.latch.active.values() if f.code != "interrupted"]
+        if blocking:
+            raise CommandError(FAULT_LATCHED, "A fault must be cleared before heating: "
+                               + ", ".join(blocking) + ".", {"faults": blocking})
+        if not self.ready:
+            raise CommandError(NOT_ALLOWED, "The controller is still checking itself; "
+                               "try again in a few seconds.", {"state": "selftest"})
+        now = self.clock.monotonic()
+        setpoint = min(float(level_c), self.config.safety.max_setpoint_c)
+        if self._prewarm is None:
+            self._prewarm = _Prewarm(now, now + duration_s, setpoint, by)
+        else:   # a new end time; the heating-time cap keeps counting from the first start
+            self._prewarm.until_s = now + duration_s
+        self._record("audit", at=self.clock.wall(), role=by, action="prewarm.start",
+                     details={"minutes": round(duration_s / 60, 2), "setpoint_c": setpoint})
+        self.state_version += 1
+        return self.prewarm_state(now)
+
+    def stop_prewarm(self, by: str = "user") -> bool:
+        """End a pre-warm now; returns whether one was running. Always allowed."""
+        if self._prewarm is None:
+            return False
+        self._end_prewarm(self.clock.monotonic(), f"stopped by {by}")
+        return True
+
+    def _prewarm_tick(self, now_s: float, verdict) -> None:
+        prewarm = self._prewarm
+        if prewarm is None:
+            return
+        if not verdict.heat_allowed:
+            codes = [f.code for f in self.safety.latch.active.values() if f.code != "interrupted"]
+            self._end_prewarm(now_s, "fault: " + ", ".join(codes))
+        elif now_s >= prewarm.until_s:
+            self._end_prewarm(now_s, "time up")
+
+    def _end_prewarm(self, now_s: float, reason: str) -> None:
+        prewarm, self._prewarm = self._prewarm, None
+        if prewarm is None:
+            return
+        if not self.session.heat_wanted:
+            self._heater_off()
+        heater = self.devices.heater
+        cycles = heater.relay_cycles if heater is not None else 0
+        self._record("add_counters", heater_s=prewarm.energy_j / self.config.model.heater_w,
+                     relay_cycles=cycles - self._relay_cycles_seen)
+        self._relay_cycles_seen = cycles
+        self._record("audit", at=self.clock.wall(), role="system", action="prewarm.end",
+                     details={"reason": reason, "minutes": round((now_s - prewarm.started_s) / 60, 2),
+                              "energy_wh": round(prewarm.energy_j / 3600, 3),
+                              "mat_c": round(self.mat_c, 2) if self.mat_c is not None else None})
+        log.info("pre-warm ended: %s", reason)
+        self.state_version += 1
+
+    def prewarm_state(self, now_s: float | None = None) -> dict:
+        now = self.clock.monotonic() if now_s is None else now_s
+        p = self._prewarm
+        if p is None:
+            return {"active": False, "remaining_s": None, "setpoint_c": None, "by": None}
+        return {"active": True, "remaining_s": round(max(0.0, p.until_s - now), 1),
+                "setpoint_c": p.setpoint_c, "by": p.by}
+
+    @property
+    def prewarming(self) -> bool:
+        return self._prewarm is not None
+
+    # -- audio pause and reminders -------------------------------------------------------------
+    def silence(self, seconds: float, by: str = "user") -> dict:
+        """Audio paused for up to 120 s: the alarms stay (and stay latched); a new alarm ends
+        the pause."""
+        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or \
+                not 0 < seconds <= MAX_SILENCE_S:
+            raise CommandError(INVALID_PARAMS, f"seconds must be from 1 to {MAX_SILENCE_S:g}.")
+        now = self.clock.monotonic()
+        self._audio_paused_until_s = now + float(seconds)
+        self._audio_paused_codes = frozenset(self.safety.latch.active)
+        self._record("audit", at=self.clock.wall(), role=by, action="alarm.silence",
+                     details={"seconds": seconds, "alarms": sorted(self._audio_paused_codes)})
+        self.state_version += 1
+        return self.audio_state(now)
+
+    def audio_state(self, now_s: float | None = None) -> dict:
+        now = self.clock.monotonic() if now_s is None else now_s
+        remaining = self._audio_paused_until_s - now
+        if remaining > 0 and set(self.safety.latch.active) - self._audio_paused_codes:
+            remaining = 0.0          # a new alarm condition ends the audio pause
+            self._audio_paused_until_s = 0.0
+        paused = remaining > 0
+        return {"paused": paused, "remaining_s": round(remaining, 1) if paused else None}
+
+    def set_reminders(self, reminders: list[dict]) -> None:
+        if reminders != self.reminders:
+            self.reminders = list(reminders)
+            self.state_version += 1
 
     def _require_sim(self) -> None:
         if self.devices.rig is None:
@@ -504,7 +693,11 @@ class Appliance:
                 "reason": session.reason,
                 "mean_c": self.mean_c,
             },
-            "setpoint_c": plan.setpoint_c if plan and session.active else None,
+            "setpoint_c": plan.setpoint_c if plan and session.active else
+            (self._prewarm.setpoint_c if self._prewarm is not None else None),
+            "prewarm": self.prewarm_state(now),
+            "audio": self.audio_state(now),
+            "reminders": [dict(r) for r in self.reminders],
             "mat_c": round(self.mat_c, 2) if self.mat_c is not None else None,
             "sensor_ok": self.mat_c is not None,
             "heating": self.heating and self.duty > 0,
@@ -525,6 +718,8 @@ class Appliance:
     def shutdown(self) -> None:
         """Heater off and the open session recorded as stopped by the shutdown."""
         self._heater_off()
+        if self._prewarm is not None:
+            self._end_prewarm(self.clock.monotonic(), "controller shut down")
         if self.session.active:
             self.session.stop(self.clock.monotonic(), "controller shut down")
             self._session_ended(self.clock.monotonic())

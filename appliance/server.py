@@ -569,6 +569,12 @@ class ApiServer:
             "auth.check": ({"role": Param((str,), required=True, choices=("clinic", "service")),
                             "pin": pin}, self._auth_check),
             "system.selftest": ({}, self._selftest),
+            "prewarm.start": ({"minutes": Param((int, float), required=True, minimum=1,
+                                                maximum=240),
+                               "pin": Param((str,), max_len=16)}, self._prewarm_start),
+            "prewarm.stop": ({}, self._prewarm_stop),
+            "alarm.silence": ({"seconds": Param((int, float), default=120, minimum=1,
+                                                maximum=120)}, self._alarm_silence),
             "sim.inject": ({"fault": name}, self._sim_inject),
             "sim.patient": ({"on": Param((bool,), required=True)}, self._sim_patient),
             "sim.clear": ({}, self._sim_clear),
@@ -725,6 +731,24 @@ class ApiServer:
 
     def _selftest(self, conn: _Client) -> dict:
         return self.appliance.selftest()
+
+    async def _prewarm_start(self, conn: _Client, minutes: float, pin: str | None) -> dict:
+        if pin is None:
+            raise CommandError(errors.PIN_REQUIRED, "Starting a pre-warm needs the clinic PIN.",
+                               {"needs": "clinic"})
+        role = await self._identify(pin, ("service", "clinic"), "prewarm.start")
+        self.appliance.start_prewarm(minutes * 60, by=role)     # the core audits it
+        return self._state()
+
+    def _prewarm_stop(self, conn: _Client) -> dict:
+        # Stopping heat is always allowed: no PIN.
+        self.appliance.stop_prewarm(by="user")
+        return self._state()
+
+    def _alarm_silence(self, conn: _Client, seconds: float) -> dict:
+        # Audio paused only: the alarms stay latched and visible; no PIN (anyone at the unit).
+        self.appliance.silence(seconds, by="user")
+        return self._state()
 
     def _require_sim(self) -> None:
         if getattr(self.appliance, "mode", "simulation") != "simulation":
