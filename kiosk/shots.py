@@ -20,6 +20,7 @@ from kiosk import i18n, logic
 from kiosk.ui import KioskApp, now
 from kiosk.widgets import layout_problems
 
+SETTLE_FRAMES = 4
 PROGRAMS = {"quick": 20, "standard": 30, "deep": 45, "traction": 30}
 LEVELS = {"off": None, "low": 36.0, "medium": 38.0, "high": 40.0}
 LONG_NAME = "Physiotherapie Station 3 \u2013 Behandlungsraum 12 (Erdgeschoss, Westfl\u00fcgel)"
@@ -213,7 +214,9 @@ class ScreenshotApp(KioskApp):
         self.trend.reset()
         if self.overlay.parent is not None:
             self.root_widget.remove_widget(self.overlay)
-        self.screens["session"].stop_btn.progress = 0
+        stop = getattr(self.screens["session"], "stop_btn", None)
+        if stop is not None:
+            stop.progress = 0
 
     def show_state(self, state, points=None, hold=None, service_pin=False):
         self.connected = True
@@ -278,12 +281,14 @@ class ScreenshotApp(KioskApp):
         self.reset()
         fn(self)
         shot = f"{name}" if lang == "en" else f"{name}_{lang}"
-        Clock.schedule_once(lambda dt: self._settle(shot), 0.12)
+        self._settle(shot, SETTLE_FRAMES)
 
-    def _settle(self, shot):
-        # widgets fit their text on the next frame; check once everything has settled
-        self.route() if shot.startswith("pin") is False else None
-        Clock.schedule_once(lambda dt: self._capture(shot), 0.12)
+    def _settle(self, shot, frames):
+        # layouts, text fitting and plots settle over the next frames; capture after that
+        if frames > 0:
+            Clock.schedule_once(lambda dt: self._settle(shot, frames - 1), 0)
+        else:
+            self._capture(shot)
 
     def _capture(self, shot):
         where = f"{self.profile} {Window.size[0]}x{Window.size[1]} {shot}"

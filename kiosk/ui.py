@@ -96,8 +96,19 @@ class KScreen(Screen):
     def __init__(self, app: "KioskApp", **kwargs):
         super().__init__(**kwargs)
         self.app = app
+        self.built_for = None
+
+    def invalidate(self):
+        """Build again before the next time this screen is shown (saves memory and start time:
+        screens nobody opens are never built)."""
+        self.built_for = None
+
+    def ensure_built(self):
+        if self.built_for != self.app.build_key():
+            self.rebuild()
 
     def rebuild(self):
+        self.built_for = self.app.build_key()
         self.clear_widgets()
         self.s = self.app.sizes
         root = Fill(bg=list(BG))
@@ -134,12 +145,12 @@ class HomeScreen(KScreen):
         s, app = self.s, self.app
         clinic = app.profile == "clinic"
         self.temp_label = label("", s.large, size_hint_x=None,
-                                width=(230 if not s.portrait else 200) * s.u, wrap=False)
+                                width=(210 if not s.portrait else 200) * s.u, wrap=False)
         extra = [self.temp_label]
         if clinic and not s.portrait:
             for text, cb in ((_("History"), app.open_history), (_("Settings"), app.open_settings),
                              (_("Service"), app.open_service)):
-                extra.append(button(text, cb, s.small, size_hint_x=None, width=108 * s.u,
+                extra.append(button(text, cb, s.small, size_hint_x=None, width=116 * s.u,
                                     min_font=12))
         self.top_bar("", extra=extra)
         if clinic and s.portrait:
@@ -189,7 +200,7 @@ class HomeScreen(KScreen):
     def refresh(self):
         app = self.app
         state = app.state or {}
-        self.title_label.text = app.unit_name() if app.profile == "clinic" else _("Lumbarest")
+        self.title_label.set_text(app.unit_name() if app.profile == "clinic" else _("Lumbarest"))
         self.temp_label.text = _("Mat {t}").format(t=logic.fmt_temp(state.get("mat_c")))
         for name, b in self.program_buttons.items():
             b.selected = name == app.sel_program
@@ -273,7 +284,7 @@ class SessionScreen(KScreen):
                 f"{logic.level_label(session.get('level'))}"
         if app.profile == "clinic":
             title = f"{app.unit_name()} \u00b7 {title}"
-        self.title_label.text = title
+        self.title_label.set_text(title)
         self.time_label.text = logic.fmt_mmss(session.get("remaining_s"))
         self.ring.value = logic.progress_fraction(session)
         paused = session.get("state") == "paused"
@@ -326,7 +337,7 @@ class DoneScreen(KScreen):
     def refresh(self):
         app = self.app
         info = logic.summary(app.state)
-        self.title_label.text = app.unit_name() if app.profile == "clinic" else _("Lumbarest")
+        self.title_label.set_text(app.unit_name() if app.profile == "clinic" else _("Lumbarest"))
         self.outcome.text = info["outcome"]
         self.numbers.text = _("{program}, {minutes}, average {mean}").format(
             program=info["program"], minutes=info["minutes"], mean=info["mean"])
@@ -855,13 +866,17 @@ class KioskApp(App):
         Clock.schedule_interval(self._tick, 0.1)
         return self.root_widget
 
+    def build_key(self) -> tuple:
+        return self._built_for
+
     def rebuild(self):
-        """Build every screen for the current window size, language and data."""
+        """Rebuild for the current window size, language and data: the overlay and the screen
+        on show now, the others when they are next shown."""
         self.sizes = Sizes(*Window.size)
-        self._built_for = (Window.size, self.lang, tuple(self.programs.items()),
+        self._built_for = (tuple(Window.size), self.lang, tuple(self.programs.items()),
                            tuple(self.levels.items()))
         for screen in self.screens.values():
-            screen.rebuild()
+            screen.invalidate()
         self.overlay.rebuild()
         self.route()
 
@@ -948,9 +963,11 @@ class KioskApp(App):
             self.done_since = now()
         if target == "home" and self.sm.current in ("session", "done", "lost"):
             self.busy = False
+        screen = self.screens[target]
+        screen.ensure_built()
         if self.sm.current != target:
             self.sm.current = target
-        self.screens[target].refresh()
+        screen.refresh()
         self._update_overlay(live)
 
     def _update_overlay(self, live: bool):

@@ -58,14 +58,14 @@ def measure_fits(text: str, font_size: float, font_name: str, bold: bool, width:
     if wrap:
         words = text.split()
         widest = max((core.get_extents(word)[0] for word in words), default=0)
-        if widest > width + 0.5:
+        if widest > width - 1:  # Kivy breaks a word that does not fit, mid-word
             return False
         if max_lines:
             line_h = core.get_extents("Ag")[1]
             if th > line_h * max_lines * 1.35:
                 return False
         return True
-    return tw <= width + 0.5
+    return tw <= width - 1  # at the exact width Kivy would wrap the line
 
 
 class FitLabel(Label):
@@ -88,7 +88,6 @@ class FitLabel(Label):
 
     def __init__(self, **kwargs):
         self._full = kwargs.get("text", "")
-        self._setting = False
         kwargs.setdefault("bold", True)
         kwargs.setdefault("color", TEXT)
         kwargs.setdefault("halign", "center")
@@ -116,20 +115,26 @@ class FitLabel(Label):
     def inner(self) -> tuple[float, float]:
         return (self.width - 2 * self.pad_x, self.height - 2 * self.pad_y)
 
-    def on_text(self, *_):
-        if self._setting:
+    def set_text(self, text: str) -> None:
+        """Set the text; an ``ellipsize`` label shows its last fitted short form at once."""
+        if not self.ellipsize:
+            self.text = text
             return
-        self._full = self.text
+        self._full = text
         cache = getattr(self, "_short_cache", None)
-        if self.ellipsize and cache and cache[0] == (self._full, tuple(self.size)):
-            self._setting = True  # same text as last fitted: show the shortened form at once
+        if cache and cache[0] == (text, tuple(self.size)):
             self.text = cache[1]
-            self._setting = False
+        else:
+            self.text = text
+            self._fit_trigger()
 
     def _fit(self, *_):
         w, h = self.inner()
         if w <= 2 or h <= 2:
             return
+        cache = getattr(self, "_short_cache", None)
+        if self.text != self._full and not (cache and cache[1] == self.text):
+            self._full = self.text  # set directly through .text
         full = self._full if self.ellipsize else self.text
         size = float(self.base_font)
         while True:
@@ -148,9 +153,7 @@ class FitLabel(Label):
                                   self.max_lines)
         self._short_cache = ((full, tuple(self.size)), text)
         if text != self.text:
-            self._setting = True
             self.text = text
-            self._setting = False
         self.fits = ok
         self.font_size = size
         self.text_size = (w, None)
@@ -473,6 +476,16 @@ def layout_problems(root, window_size, where: str = "") -> list[str]:
                                 f"{widget.width:.0f}x{widget.height:.0f})")
             elif widget.font_size < 11.5:
                 problems.append(f"{name} needs a font below 12 px ({widget.font_size:.1f})")
+            else:
+                widget.texture_update()
+                lines = getattr(widget._label, "_cached_lines", None)
+                if lines is not None and not widget.wrap and len(lines) > text.count("\n") + 1:
+                    problems.append(f"{name} wraps although it must stay on one line")
+                elif lines is not None:
+                    rendered = [w for line in lines
+                                for w in " ".join(x.text for x in line.words).split()]
+                    if rendered and rendered != text.split():
+                        problems.append(f"{name} breaks a word across lines")
         elif isinstance(widget, Label) and text:
             widget.texture_update()
             tw, th = widget.texture_size
