@@ -18,7 +18,7 @@ NO_DISPLAY = "needs an X display: run under Xvfb (make test does)"
 
 def kivy_available() -> bool:
     try:
-        import kivy  # noqa: F401
+        import kivy  # noqa: F401 (only whether it imports)
     except ImportError:
         return False
     return True
