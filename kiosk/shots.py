@@ -188,6 +188,7 @@ class ScreenshotApp(KioskApp):
 
     def __init__(self, outdir, profile, lang="en", **kwargs):
         super().__init__(profile=profile, lang=lang, api_factory=None, **kwargs)
+        self.sound.enabled = False
         self.outdir = Path(outdir)
         self.outdir.mkdir(parents=True, exist_ok=True)
         self.exit_code = 2  # until every screen has been rendered

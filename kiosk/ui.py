@@ -20,6 +20,7 @@ from kivy.uix.widget import Widget
 
 from kiosk import i18n, logic, usb
 from kiosk.backlight import DIM_LEVEL, Backlight
+from kiosk.sound import AlarmSound
 from kiosk.i18n import _
 from kiosk.widgets import (ACCENT, BG, GREEN, HEAT, MUTED, PANEL, PANEL_HI, SYMBOL_FONT,
                            TARGET, Fill,
@@ -833,6 +834,7 @@ class KioskApp(App):
         self.messages: dict = {}
         self.busy = False
         self.audio = logic.AudioPause()
+        self.sound = AlarmSound()
         self.alarm_pin_code: str | None = None
         self.dimmer = logic.IdleDimmer(sleep_min=5.0, last_activity=now())
         self.dimmed = False
@@ -881,6 +883,12 @@ class KioskApp(App):
         self.route()
 
     def on_start(self):
+        if self.sound.enabled:
+            import threading
+            from kiosk.sound import wav_file
+            threading.Thread(target=lambda: [wav_file(p, self.sound.volume) for p in
+                                             ("high", "medium", "low", "info")],
+                             daemon=True).start()   # ready before the first alarm needs them
         if self.api_factory is not None:
             self.api = self.api_factory(self)
             self.api.start()
@@ -961,6 +969,8 @@ class KioskApp(App):
             target = logic.main_screen_for(self.state, True, self.dismissed)
         if target == "done" and self.sm.current != "done":
             self.done_since = now()
+            if (self.state or {}).get("session", {}).get("state") == "done":
+                self.sound.play_once("info")  # the information signal: the session is over
         if target == "home" and self.sm.current in ("session", "done", "lost"):
             self.busy = False
         screen = self.screens[target]
@@ -1000,6 +1010,11 @@ class KioskApp(App):
                 del self.messages[key]
         session_running = logic.session_active(self.state)
         alarm_shown = self.overlay.parent is not None
+        alarms = self.alarms() if alarm_shown else []
+        codes = [a.get("code") for a in alarms]
+        sounding = alarms[0].get("priority") if alarms and not self.audio.paused(t, codes) \
+            else None
+        self.sound.update(t, sounding)
         should_dim = self.dimmer.should_dim(t, session_running, alarm_shown) \
             and self.freeze_flash is None
         if should_dim != self.dimmed:
@@ -1048,6 +1063,8 @@ class KioskApp(App):
     def _apply_settings(self, settings):
         if not isinstance(settings, dict):
             return
+        if isinstance(settings.get("volume"), (int, float)):
+            self.sound.volume = int(settings["volume"])
         if isinstance(settings.get("sleep_min"), (int, float)):
             self.dimmer.sleep_min = float(settings["sleep_min"])
         if isinstance(settings.get("brightness"), (int, float)):

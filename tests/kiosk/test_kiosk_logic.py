@@ -259,3 +259,35 @@ def test_api_link_reports_lost_and_back(tmp_path):
         assert errors == [0]                          # 0: the appliance could not be reached
     finally:
         link.stop()
+
+
+def test_alarm_sounds_follow_the_iec_burst_patterns(tmp_path):
+    from kiosk import sound
+    assert len(sound.pulse_times("high")) == 10
+    assert len(sound.pulse_times("medium")) == 3
+    assert len(sound.pulse_times("low")) == 2
+    assert all(0.1 <= length <= 0.2 for _, length in sound.pulse_times("high"))
+    assert 150 <= min(sound.FUNDAMENTAL.values()) and max(sound.FUNDAMENTAL.values()) <= 1000
+    assert len(sound.HARMONICS) >= 5            # fundamental + at least 4 harmonics
+    path = sound.wav_file("medium", 50, tmp_path)
+    import wave
+    with wave.open(str(path)) as wav:
+        assert wav.getframerate() == sound.RATE and wav.getnframes() > 0.9 * sound.RATE
+    assert max(abs(v) for v in __import__("struct").unpack(
+        "<%dh" % (len(sound.synthesize("low", 0)) // 2), sound.synthesize("low", 0))) == 0
+
+
+def test_alarm_sound_repeats_and_stops_when_paused():
+    from kiosk import sound
+    played = []
+    player = sound.AlarmSound()
+    player.enabled = True
+    player.play_once = played.append
+    player.update(0.0, "high")
+    player.update(1.0, "high")
+    player.update(3.0, "high")
+    assert played == ["high", "high"]
+    player.update(3.5, None)                    # audio paused or the alarm gone
+    player.update(10.0, None)
+    player.update(10.5, "medium")
+    assert played == ["high", "high", "medium"]
