@@ -591,6 +591,21 @@ class Appliance:
     def prewarming(self) -> bool:
         return self._prewarm is not None
 
+    # -- the panel's stop button (appliance.main hands the events over on the loop thread) ----
+    def panel_press(self) -> None:
+        """A press of the stop button: heat off now — the session pauses, a pre-warm ends."""
+        if self.session.state == "running":
+            self.pause()
+        self.stop_prewarm(by="stop button")
+        log.info("stop button pressed")
+
+    def panel_long_press(self) -> None:
+        """The stop button held for ``long_press_s``: the session stops, a pre-warm ends."""
+        if self.session.active:
+            self.stop()
+        self.stop_prewarm(by="stop button")
+        log.info("stop button held: session stopped")
+
     # -- audio pause and reminders -------------------------------------------------------------
     def silence(self, seconds: float, by: str = "user") -> dict:
         """Audio paused for up to 120 s: the alarms stay (and stay latched); a new alarm ends

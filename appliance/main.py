@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 from appliance import config as config_module
+from appliance.annunciator import Annunciator
 from appliance.core import Appliance
 from appliance.history import History
 from appliance.paths import CONFIG_FILE, default_data_dir, default_socket_path
@@ -73,6 +74,9 @@ class ApplianceProcess:
         self.core = Appliance(config, devices, self.clock, history=self.history,
                               pins=PinStore(self.history))
         self.server = ApiServer(self.core, socket_path)
+        self.scheduler = None
+        self.panel = None
+        self.annunciator = Annunciator()
         self.notifier = Notifier()
         self._stop = asyncio.Event()
         self._watchdog_stop = threading.Event()
@@ -86,6 +90,7 @@ class ApplianceProcess:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.request_stop)
         await self.server.start()
+        self._start_clinic(loop)
         run_watchdog_thread(self.core.watchdog, self.core.force_off, self._watchdog_stop)
         period = self.core.period_s
         next_s = time.monotonic()
@@ -93,7 +98,9 @@ class ApplianceProcess:
         try:
             while not self._stop.is_set():
                 self.core.tick()
-                self.server.publish(self.core.snapshot())
+                state = self.core.snapshot()
+                self.server.publish(state)
+                self._annunciate(state)
                 if self.core.ready and not ready_sent:
                     self.notifier.notify(f"READY=1\nSTATUS=Controlling the mat ({self.config.mode})")
                     log.info("ready (%s mode)", self.config.mode)
@@ -120,14 +127,51 @@ class ApplianceProcess:
         finally:
             self._watchdog_stop.set()
             self.core.shutdown()
+            if self.scheduler is not None:
+                self.scheduler.shutdown()
             await self.server.close()
             self._release()
+
+    def _start_clinic(self, loop: asyncio.AbstractEventLoop) -> None:
+        """The schedules and the panel. Neither is needed for safety: if one cannot start, the
+        appliance runs without it (logged)."""
+        from appliance.schedule import ClinicScheduler  # noqa: PLC0415
+
+        try:
+            self.scheduler = ClinicScheduler(self.core, self.history, wall=self.clock.wall)
+            self.scheduler.start()
+        except Exception:  # noqa: BLE001
+            log.exception("clinic schedules unavailable")
+            self.scheduler = None
+        if not self.config.panel.pins():
+            return
+        from hw.panel import Panel  # noqa: PLC0415
+
+        rig = self.core.devices.rig
+        try:
+            self.panel = Panel(self.config.panel, on_press=self.core.panel_press,
+                               on_long_press=self.core.panel_long_press,
+                               dispatch=loop.call_soon_threadsafe,
+                               pin_factory=rig.pin_factory if rig is not None else None)
+        except Exception:  # noqa: BLE001
+            log.exception("panel controls unavailable")
+            self.panel = None
+
+    def _annunciate(self, state: dict) -> None:
+        if self.panel is None:
+            return
+        try:
+            self.panel.apply(self.annunciator.update(state, time.monotonic()))
+        except Exception:  # noqa: BLE001 - the buzzer must never stop the control loop
+            log.exception("panel update failed")
 
     def _release(self) -> None:
         devices = self.core.devices
         for device in (devices.heater, devices.heartbeat):
             if device is not None:
                 device.close()
+        if self.panel is not None:
+            self.panel.close()
         self.history.close()
 
 
