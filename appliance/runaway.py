@@ -27,7 +27,10 @@ from hw.sim.plant import MatParams
 
 DUTY_AVG_S = 20.0
 WARMING_C = 0.1
-BALANCE_SETTLE_S = 30.0  # the observer's start-up transient
+BALANCE_SETTLE_S = 30.0
+# Rule 5 watches a mat that should be warming: more than this below the setpoint. A mat held a
+# little under it (a weak heater at high, a patient's load) is being regulated, not failing.
+RUNAWAY_BAND_C = 1.0  # the observer's start-up transient
 
 
 class HeatingEffect:
@@ -71,13 +74,14 @@ class HeatingEffect:
             return []  # a rejected sample; the sensor rules decide when that is a fault
         trips = []
         mean_duty = self._mean_duty(now_s, duty)
-        trips += self._balance_checks(now_s, dt, mean_duty, heater_w)
+        trips += self._balance_checks(now_s, dt, duty, mean_duty, heater_w)
         trips += self._fall_check(now_s, mean_duty)
         trips += self._rule5(now_s, mat_c, duty, setpoint_c)
         trips += self._rule6(now_s, mat_c, duty)
         return trips
 
-    def _balance_checks(self, now_s: float, dt: float, mean_duty: float, heater_w: float) -> list[str]:
+    def _balance_checks(self, now_s: float, dt: float, duty: float, mean_duty: float,
+                        heater_w: float) -> list[str]:
         cfg = self.cfg
         unexplained = self.balance.unexplained_w
         if unexplained is None or self.balance.age_s < BALANCE_SETTLE_S:
@@ -88,16 +92,19 @@ class HeatingEffect:
         missing = (not self._warming(now_s)
                    and -deviation > cfg.missing_heat_w
                    and -deviation > cfg.missing_heat_ratio * self.balance.model_inflow_w
-                   and mean_duty >= cfg.runaway_min_duty)
+                   and mean_duty >= cfg.runaway_min_duty
+                   and duty >= cfg.runaway_min_duty)  # heat commanded now, not only lately
         self._excess_since = (self._excess_since or now_s) if excess else None
         self._missing_since = (self._missing_since or now_s) if missing else None
         if self._excess_since is not None and now_s - self._excess_since >= cfg.balance_confirm_s:
             trips.append("heating_while_off")
         if self._missing_since is not None and now_s - self._missing_since >= cfg.balance_confirm_s:
             trips.append("no_heating_effect")
-        # The baseline follows slow changes (a patient, the room) but not a fault developing.
+        # The baseline follows slow losses (a patient, a cold room) but not a fault developing.
+        # It never goes positive: heat the model cannot place is stored heat of a mat heavier
+        # than nominal, which comes back out as a deficit when the heater next drives hard.
         if abs(deviation) < cfg.missing_heat_w / 2:
-            self.baseline_w += min(1.0, dt / cfg.balance_baseline_s) * deviation
+            self.baseline_w = min(0.0, self.baseline_w + min(1.0, dt / cfg.balance_baseline_s) * deviation)
         return trips
 
     def _warming(self, now_s: float) -> bool:
@@ -123,7 +130,7 @@ class HeatingEffect:
     def _rule5(self, now_s: float, mat_c: float, duty: float, setpoint_c: float | None) -> list[str]:
         cfg = self.cfg
         y = self.balance.y_f
-        if setpoint_c is None or duty < cfg.runaway_min_duty or mat_c >= setpoint_c:
+        if setpoint_c is None or duty < cfg.runaway_min_duty or mat_c >= setpoint_c - RUNAWAY_BAND_C:
             self._rule5_start = None
             return []
         if self._rule5_start is None:

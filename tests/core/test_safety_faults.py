@@ -79,12 +79,13 @@ def test_without_a_relay_a_welded_ssr_cannot_be_cut_and_that_is_reported():
 
 
 def test_rule5_window_alone_catches_an_open_heater():
-    """The model-free backstop: duty >= 50 % for runaway_window_s without a rise."""
+    """The model-free backstop: duty >= 50 % for runaway_window_s without a rise, counted once
+    the mat is more than a degree below the setpoint (it cools ~1 °C a minute here)."""
     result, _ = run(scenario(duration_s=1000, events=[fault_at(INJECT_S, "heater_open")],
                              safety={"missing_heat_w": 500.0, "runaway_window_s": 120.0}))
     trip = result["faults"][0]
     assert trip["code"] == "no_heating_effect"
-    assert trip["detected_at_s"] - INJECT_S <= 120.0 + 90.0
+    assert trip["detected_at_s"] - INJECT_S <= 120.0 + 120.0
 
 
 def test_heating_ends_with_the_session():
