@@ -211,8 +211,7 @@ def cmd_faults(c: Client, args) -> int:
     return 0
 
 
-def cmd_export(c: Client, args) -> int:
-    path = Path(args.file)
+def _export_to(c: Client, path: Path) -> int:
     tmp = path.with_name(path.name + ".part")
     try:
         with open(tmp, "w", newline="", encoding="utf-8") as out:
@@ -224,6 +223,46 @@ def cmd_export(c: Client, args) -> int:
         return EXIT_REFUSED
     print(f"Exported {n_sessions} sessions and {n_faults} faults to {path}.")
     return 0
+
+
+USB_FS = ("vfat", "exfat", "ntfs", "ntfs3", "fuseblk", "ext4")
+USB_ROOTS = ("/media/", "/run/media/", "/mnt/")
+
+
+def usb_mounts(mounts_text: str, roots: tuple[str, ...] = USB_ROOTS) -> list[Path]:
+    """Writable-looking drives from ``/proc/mounts``: a USB-stick file system mounted under
+    ``/media``, ``/run/media`` or ``/mnt`` (as udisks or a udev rule mounts them)."""
+    found = []
+    for line in mounts_text.splitlines():
+        parts = line.split()
+        if len(parts) < 4:
+            continue
+        _dev, where, fstype, options = parts[:4]
+        where = where.replace("\\040", " ")
+        if fstype in USB_FS and where.startswith(roots) and "ro" not in options.split(","):
+            found.append(Path(where))
+    return found
+
+
+def cmd_export(c: Client, args) -> int:
+    if args.usb:
+        try:
+            drives = usb_mounts(Path("/proc/mounts").read_text())
+        except OSError:
+            drives = []
+        if not drives:
+            print("No USB drive found: plug one in and wait until it is mounted "
+                  "(under /media).", file=sys.stderr)
+            return EXIT_REFUSED
+        from datetime import datetime  # noqa: PLC0415
+        args.file = str(drives[0] / f"lumbarest-{datetime.now():%Y%m%d-%H%M}.csv")
+    elif not args.file:
+        print("Give a FILE.csv or --usb.", file=sys.stderr)
+        return 64
+    code = _export_to(c, Path(args.file))
+    if code == 0 and args.usb:
+        os.sync()            # staff pull the stick right after the message
+    return code
 
 
 def cmd_selftest(c: Client, args) -> int:
@@ -300,8 +339,10 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--offset", type=int, default=0)
         p.set_defaults(run=run)
 
-    p = sub.add_parser("export", help="write sessions and faults to a CSV file")
-    p.add_argument("file", metavar="FILE.csv")
+    p = sub.add_parser("export", help="write sessions and faults to a CSV file (or a USB drive)")
+    p.add_argument("file", metavar="FILE.csv", nargs="?")
+    p.add_argument("--usb", action="store_true",
+                   help="write to the first mounted USB drive (lumbarest-DATE-TIME.csv)")
     p.set_defaults(run=cmd_export, json=False)
 
     p = sub.add_parser("selftest", parents=[common], help="run the self-test")

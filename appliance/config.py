@@ -139,7 +139,6 @@ class ClinicConfig:
     service_heater_hours: float = field(default=2000.0, metadata=_num(10.0, 100000.0))
     service_relay_cycles: int = field(default=100000, metadata=_num(100, 10000000, integer=True))
     selftest_max_age_days: float = field(default=2.0, metadata=_num(1.0, 60.0))
-    export_dir: str = "/media"
 
     def settings(self) -> dict:
         """The editable part, as settings values."""
