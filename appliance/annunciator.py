@@ -12,15 +12,17 @@ Burst patterns (IEC 60601-1-8 conventions, ``../shared/DOMAIN.md`` §2):
 ========  ======  =======  =======  ===========  ==============================================
 priority  pulses  pulse    gap      burst        repeat (start to start) / silence in between
 ========  ======  =======  =======  ===========  ==============================================
-HIGH      10      100 ms   50 ms    1.45 s       every 4.0 s / 2.55 s
+HIGH      10      100 ms   50 ms    1.45 s       every 3.97 s / 2.52 s
 MEDIUM    3       150 ms   150 ms   0.75 s       every 8.0 s / 7.25 s
 LOW       2       150 ms   150 ms   0.45 s       once, when a new LOW alarm appears
 chime     1       400 ms   —        0.4 s        once, when a session finishes (information)
 ========  ======  =======  =======  ===========  ==============================================
 
 The HIGH figures satisfy "10-pulse burst repeating every 2.5–4 s" whether the repeat is read as
-start-to-start (4.0 s) or as the silence between bursts (2.55 s), with pulses in 100–200 ms and
-the gap within IEC's 50–125 ms pulse spacing for HIGH. The chime's single 400 ms tone is longer
+start-to-start (3.97 s) or as the silence between bursts (2.52 s), with pulses in 100–200 ms and
+the gap within IEC's 50–125 ms pulse spacing for HIGH. That only works near the edges (10 pulses
+of at least 100 ms and 9 gaps of at least 50 ms take 1.45 s), so the buzzer thread times each
+burst from its start on the monotonic clock and does not accumulate its own overhead. The chime's single 400 ms tone is longer
 than any alarm pulse so it cannot be mistaken for one.
 
 Status LED: HIGH alarm → fast blink 2 Hz (IEC 1.4–2.8 Hz); MEDIUM → 0.67 Hz (IEC 0.4–0.8 Hz);
@@ -72,7 +74,7 @@ class Blink:
 
 
 PATTERNS = {
-    "high": Pattern("high", 10, 0.100, 0.050, 4.0),
+    "high": Pattern("high", 10, 0.100, 0.050, 3.97),
     "medium": Pattern("medium", 3, 0.150, 0.150, 8.0),
     "low": Pattern("low", 2, 0.150, 0.150, None),
     "chime": Pattern("chime", 1, 0.400, 0.0, None),

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from typing import Callable
 
 from gpiozero import LED, Button, Buzzer, TonalBuzzer
@@ -103,14 +104,18 @@ class AlarmBuzzer:
         self._wake.set()
 
     def _burst(self, pattern) -> bool:
-        """Play one burst; False if interrupted (a change or close)."""
+        """Play one burst; False if interrupted (a change or close). Every edge has a deadline
+        from the burst's start on the monotonic clock, so a late wake-up does not add up."""
+        start = time.monotonic()
+        step = pattern.on_s + pattern.off_s
         for i in range(pattern.pulses):
             self._on()
-            interrupted = self._wake.wait(pattern.on_s)
+            interrupted = self._wake.wait(max(0.0, start + i * step + pattern.on_s - time.monotonic()))
             self._off()
             if interrupted:
                 return False
-            if i < pattern.pulses - 1 and self._wake.wait(pattern.off_s):
+            if i < pattern.pulses - 1 and \
+                    self._wake.wait(max(0.0, start + (i + 1) * step - time.monotonic())):
                 return False
         return True
 
@@ -128,8 +133,9 @@ class AlarmBuzzer:
                 if alarm is None:
                     self._wake.wait()
                     continue
-                if self._burst(alarm):
-                    self._wake.wait(alarm.repeat_s - alarm.burst_s)
+                started = time.monotonic()
+                if self._burst(alarm):      # next burst timed from this one's start: no drift
+                    self._wake.wait(max(0.0, started + alarm.repeat_s - time.monotonic()))
             except Exception:  # noqa: BLE001 - the buzzer must not die silently; log and retry
                 log.exception("buzzer failed")
                 self._stop.wait(1.0)
