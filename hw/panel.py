@@ -104,18 +104,16 @@ class AlarmBuzzer:
         self._wake.set()
 
     def _burst(self, pattern) -> bool:
-        """Play one burst; False if interrupted (a change or close). Every edge has a deadline
-        from the burst's start on the monotonic clock, so a late wake-up does not add up."""
-        start = time.monotonic()
-        step = pattern.on_s + pattern.off_s
+        """Play one burst; False if interrupted (a change or close). Pulses and gaps are timed
+        from the actual edge, so a late wake-up lengthens, never shortens, a pulse or a gap; the
+        repeat is timed from the burst's start (in :meth:`_run`), so the period does not drift."""
         for i in range(pattern.pulses):
             self._on()
-            interrupted = self._wake.wait(max(0.0, start + i * step + pattern.on_s - time.monotonic()))
+            interrupted = self._wake.wait(pattern.on_s)
             self._off()
             if interrupted:
                 return False
-            if i < pattern.pulses - 1 and \
-                    self._wake.wait(max(0.0, start + (i + 1) * step - time.monotonic())):
+            if i < pattern.pulses - 1 and self._wake.wait(pattern.off_s):
                 return False
         return True
 
