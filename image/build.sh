@@ -142,9 +142,17 @@ PACKAGES=(
 )
 
 rootfs() {
-  rm -rf "$WORK/rootfs"
-  local include
+  # The Debian part (slow: packages are configured under qemu-user). LUMBAREST_REUSE_ROOTFS=1
+  # reuses the previous base when the package list has not changed (for iterating on the app or
+  # the customization); a normal build always starts from scratch.
+  local include key
   include=$(printf '%s\n' "${PACKAGES[@]}" | grep -v -- '-$' | paste -sd, -)
+  key=$(printf '%s %s %s' "$SUITE" "$MIRROR" "$include" | sha256sum | cut -c1-16)
+  if [ "${LUMBAREST_REUSE_ROOTFS:-0}" = 1 ] && [ "$(cat "$WORK/rootfs-base.key" 2>/dev/null)" = "$key" ]; then
+    log "reusing $WORK/rootfs-base ($key)"
+    return
+  fi
+  rm -rf "$WORK/rootfs-base" "$WORK/rootfs-base.key"
   run timeout 5400 mmdebstrap --arch=arm64 --variant=minbase --mode=root \
     --components="main non-free-firmware" --include="$include" \
     --aptopt='APT::Install-Recommends "false"' \
@@ -155,9 +163,32 @@ rootfs() {
     --setup-hook='mkdir -p "$1"/var/cache/apt/archives/' \
     --setup-hook="sync-in $CACHE/debs /var/cache/apt/archives/" \
     --customize-hook="sync-out /var/cache/apt/archives $CACHE/debs" \
-    --customize-hook="$ROOT/image/customize.sh \"\$1\" $WORK $ROOT $SOURCE_DATE_EPOCH" \
-    "$SUITE" "$WORK/rootfs" "$MIRROR"
+    --customize-hook='rm -f "$1"/var/cache/apt/archives/*.deb' \
+    "$SUITE" "$WORK/rootfs-base" "$MIRROR"
   rm -f "$CACHE"/debs/lock; rm -rf "$CACHE/debs/partial"
+  echo "$key" > "$WORK/rootfs-base.key"
+}
+
+unmount_chroot() {
+  local m
+  for m in dev/pts dev sys proc; do
+    mountpoint -q "$WORK/rootfs/$m" && umount -l "$WORK/rootfs/$m"
+  done
+  return 0
+}
+
+customize() {
+  # The app and the system integration (image/customize.sh), on a copy of the base.
+  rm -rf "$WORK/rootfs"
+  cp -a "$WORK/rootfs-base" "$WORK/rootfs"
+  trap unmount_chroot EXIT
+  mount -t proc proc "$WORK/rootfs/proc"
+  mount -t sysfs sysfs "$WORK/rootfs/sys"
+  mount --bind /dev "$WORK/rootfs/dev"
+  mount --bind /dev/pts "$WORK/rootfs/dev/pts"
+  run "$ROOT/image/customize.sh" "$WORK/rootfs" "$WORK" "$ROOT" "$SOURCE_DATE_EPOCH"
+  unmount_chroot
+  trap - EXIT
 }
 
 check_dt() {
@@ -245,6 +276,7 @@ step wheels wheels
 step lgpio-wheel lgpio_wheel
 step app-wheel app_wheel
 step rootfs rootfs
+step customize customize
 step check-dt check_dt
 step assemble assemble
 step compress compress
