@@ -253,7 +253,8 @@ class ScreenshotApp(KioskApp):
         self.settings = copy.deepcopy(SETTINGS)
         self.settings_edit = copy.deepcopy(SETTINGS)
         self.settings_edit["levels"]["high"] = 39.5
-        self.keyboard_text = "ROOM 4 WEST"
+        self.keyboard_text = "Room 4 West"
+        self.keyboard_upper = False
         self.history_tab = tab
         self.history_sessions = list(HISTORY)
         self.history_faults = list(FAULTS)

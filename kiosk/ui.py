@@ -494,7 +494,7 @@ class KeyboardScreen(KScreen):
     """An on-screen letter pad for the room name (no physical keyboard anywhere)."""
 
     KEYS = list("ABCDEFGHIJKLMNOPQRSTUVWXYZ\u00c4\u00d6\u00dc") + list("0123456789") + \
-        ["-", ".", "space", "back"]
+        ["-", ".", "space", "back", "case"]
 
     def build(self):
         s, app = self.s, self.app
@@ -508,16 +508,23 @@ class KeyboardScreen(KScreen):
         self.body.add_widget(bar)
         cols = 8 if s.portrait else 11
         grid = GridLayout(cols=cols, spacing=s.gap * 0.6)
+        self.keys = {}
         for key in self.KEYS:
             text = {"space": "\u2423", "back": "\u2190"}.get(key, key)
             b = button(text, (lambda k=key: app.keyboard_key(k)), s.normal, wrap=False)
             if key in ("space", "back"):
                 b.font_name = SYMBOL_FONT
+            self.keys[key] = b
             grid.add_widget(b)
         self.body.add_widget(grid)
 
     def refresh(self):
-        self.display.text = self.app.keyboard_text + "_"
+        app = self.app
+        self.display.text = app.keyboard_text + "_"
+        for key, b in self.keys.items():
+            if len(key) == 1 and key.isalpha():
+                b.text = key if app.keyboard_upper else key.lower()
+        self.keys["case"].text = "abc" if self.app.keyboard_upper else "ABC"
 
 
 class HistoryScreen(KScreen):
@@ -825,6 +832,7 @@ class KioskApp(App):
         self.settings: dict | None = None
         self.settings_edit: dict | None = None
         self.keyboard_text = ""
+        self.keyboard_upper = True
         self.history_tab = "sessions"
         self.history_sessions: list | None = None
         self.history_faults: list | None = None
@@ -1351,16 +1359,22 @@ class KioskApp(App):
 
     def open_keyboard(self):
         self.keyboard_text = str((self.settings_edit or {}).get("unit_name") or "")
+        self.keyboard_upper = not self.keyboard_text or self.keyboard_text.endswith(" ")
         self.staff = "keyboard"
         self.route()
 
     def keyboard_key(self, key):
-        if key == "back":
+        if key == "case":
+            self.keyboard_upper = not self.keyboard_upper
+        elif key == "back":
             self.keyboard_text = self.keyboard_text[:-1]
+            self.keyboard_upper = not self.keyboard_text
         elif key == "space":
             self.keyboard_text += " "
+            self.keyboard_upper = True
         elif len(self.keyboard_text) < 40:
-            self.keyboard_text += key
+            self.keyboard_text += key if self.keyboard_upper else key.lower()
+            self.keyboard_upper = False  # like a phone: capital first letter, then small
         self.route()
 
     def close_keyboard(self):

@@ -90,6 +90,16 @@ class Harness:
         assert widget.get_root_window() is not None, f"{widget} is not on screen"
         # a screen change takes a frame; the ScreenManager ignores touches until it is done
         self.wait(lambda: not self.app.sm.transition.is_active, 2, "the screen change")
+        from kivy.uix.scrollview import ScrollView
+        parent = widget.parent
+        while parent is not None and not isinstance(parent, ScrollView):
+            if parent.parent is parent:    # the Window is its own parent
+                parent = None
+                break
+            parent = parent.parent
+        if parent is not None:             # scroll it into view first, as a finger would
+            parent.scroll_to(widget, animate=False)
+            self.pump(0.05)
         x, y = widget.to_window(*widget.center)
         return UnitTestTouch(x, y)
 

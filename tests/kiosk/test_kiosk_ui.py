@@ -321,3 +321,28 @@ def test_screen_dims_when_idle_but_never_during_a_session(env, kiosk):
     kiosk.wait(lambda: kiosk.screen == "session", what="the Session screen")
     kiosk.pump(1.5)
     assert not app.dimmed
+
+
+def test_room_name_on_the_on_screen_keyboard(env, kiosk):
+    server = env[0]
+    use_clinic(kiosk)
+    kiosk.tap(nav_button(kiosk, "Settings"))
+    enter_pin(kiosk, "1234")
+    kiosk.wait(lambda: kiosk.screen == "settings" and kiosk.app.settings, what="Settings")
+    change = next(w for w in kiosk.app.screens["settings"].walk()
+                  if getattr(w, "text", "") == "Change")
+    kiosk.tap(change)
+    kiosk.wait(lambda: kiosk.screen == "keyboard", what="the keyboard")
+    keys = kiosk.app.screens["keyboard"].keys
+    for _ in range(len("Fake Room")):
+        kiosk.tap(keys["back"])
+    for key in ["R", "O", "O", "M", "space", "7"]:
+        kiosk.tap(keys[key])
+    assert kiosk.app.keyboard_text == "Room 7"
+    kiosk.tap(next(w for w in kiosk.app.screens["keyboard"].walk()
+                   if getattr(w, "text", "") == "OK"))
+    kiosk.wait(lambda: kiosk.screen == "settings", what="back to Settings")
+    kiosk.tap(kiosk.app.screens["settings"].save_btn)
+    kiosk.wait(lambda: server.calls("settings.set"), what="settings.set")
+    assert server.calls("settings.set") == [{"pin": "1234", "changes": {"unit_name": "Room 7"}}]
+    kiosk.wait(lambda: kiosk.app.settings.get("unit_name") == "Room 7", what="saved")
