@@ -15,6 +15,7 @@ import csv
 import json
 import os
 import sys
+import time
 from pathlib import Path
 from typing import IO, Any, Iterator
 
@@ -292,6 +293,55 @@ def cmd_sim_patient(c: Client, args) -> int:
     return 0
 
 
+def _show_tune(result: dict) -> None:
+    relay, proposed = result, result.get("proposed", {})
+    if relay.get("ultimate_period_s"):
+        print(f"Relay test: ultimate gain {relay['ultimate_gain_w_per_k']:.1f} W/K, "
+              f"period {relay['ultimate_period_s']:.0f} s, amplitude {relay['oscillation_amplitude_c']:.2f} °C")
+    for section, values in proposed.items():
+        print(f"[{section}]")
+        for key, value in values.items():
+            print(f"{key} = {value}")
+    if "fit" in result:
+        print(f"Model fit: rms {result['fit']['rms_c']:.3f} °C — "
+              + ("good" if result.get("ok") else "NOT good enough to use"))
+
+
+def cmd_tune(c: Client, args) -> int:
+    """Start the relay test, wait for it, show the fitted model, write it only when confirmed."""
+    if args.stop:
+        print("Autotune stopped." if c.call("tune.stop")["stopped"] else "No autotune was running.")
+        return 0
+    status = c.call("tune.status")
+    if not status.get("active") and not status.get("done"):
+        status = c.call("tune.start", {"pin": args.pin, **({"test_c": args.test_c} if args.test_c else {})})
+        print(f"Autotune started at {status['test_c']:g} °C. It takes 30–60 minutes; every safety "
+              f"rule stays active. Ctrl-C leaves it running; `lumbarest tune --stop` ends it.")
+    while status.get("active"):
+        time.sleep(args.poll_s)
+        status = c.call("tune.status")
+        print(f"{_mmss(status.get('elapsed_s'))} elapsed, {status.get('cycles', 0)} cycles measured",
+              flush=True)
+    if not status.get("done"):
+        print(f"Autotune did not finish: {status.get('ended')}.", file=sys.stderr)
+        return EXIT_REFUSED
+    result = c.call("tune.result")
+    if args.json:
+        _print_json(result)
+    else:
+        _show_tune(result)
+    if not result.get("ok"):
+        return EXIT_REFUSED
+    if not args.yes:
+        answer = input("Write this model to the appliance's configuration? [y/N] ").strip().lower()
+        if answer not in ("y", "yes"):
+            print("Nothing was written.")
+            return 0
+    c.call("tune.apply", {"pin": args.pin, "confirm": True})
+    print("Written. The controller and the safety checks use the new model now.")
+    return 0
+
+
 # -- argument parsing --------------------------------------------------------------------------
 
 class _Parser(argparse.ArgumentParser):
@@ -358,6 +408,15 @@ def build_parser() -> argparse.ArgumentParser:
                                       lambda a: {"minutes": a.minutes, "pin": a.pin}))
     q = pwsub.add_parser("stop", parents=[common], help="stop the pre-warm now")
     q.set_defaults(run=_state_command("prewarm.stop"))
+
+    p = sub.add_parser("tune", parents=[common],
+                       help="autotune: relay test, model fit, written only when confirmed")
+    p.add_argument("--pin", help="service PIN (to start and to write the result)")
+    p.add_argument("--test-c", type=float, help="test temperature (default: the low level)")
+    p.add_argument("--yes", action="store_true", help="write the result without asking")
+    p.add_argument("--stop", action="store_true", help="stop a running autotune")
+    p.add_argument("--poll-s", type=float, default=30.0, help=argparse.SUPPRESS)
+    p.set_defaults(run=cmd_tune)
 
     p = sub.add_parser("silence", parents=[common],
                        help="pause alarm audio (the alarms stay) for SECONDS (at most 120)")

@@ -251,7 +251,7 @@ def _section(source: str, name: str, cls, table: Any, base):
     return replace(base, **changes)
 
 
-def _mat(source: str, name: str, table: Any, base: MatParams) -> MatParams:
+def mat_params(source: str, name: str, table: Any, base: MatParams) -> MatParams:
     if not isinstance(table, dict):
         raise _fail(source, name, table, f"[{name}] must be a table")
     changes = {}
@@ -286,7 +286,7 @@ def from_dict(data: dict, source: str = "configuration") -> Config:
         elif key in _SECTIONS:
             changes[key] = _section(source, key, _SECTIONS[key], value, getattr(config, key))
         elif key in ("model", "plant"):
-            changes[key] = _mat(source, key, value, getattr(config, key))
+            changes[key] = mat_params(source, key, value, getattr(config, key))
         elif key in ("levels", "programs"):
             if not isinstance(value, dict):
                 raise _fail(source, key, value, f"[{key}] must be a table")

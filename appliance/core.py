@@ -13,12 +13,14 @@ import logging
 from dataclasses import dataclass, field, replace
 
 from appliance.alarms import CATALOGUE
-from appliance.config import WEEKDAYS, Config, check_prewarm_plan, valid_hhmm, validate_catalogue
+from appliance.config import (WEEKDAYS, Config, check_prewarm_plan, mat_params, valid_hhmm,
+                              validate_catalogue)
 from appliance.control import make_controller
 from appliance.errors import (CONDITION_PRESENT, FAULT_LATCHED, INVALID_PARAMS, METHOD_NOT_FOUND,
                               NOT_ALLOWED, PIN_REQUIRED, CommandError)
 from appliance.safety import Inputs, SafetySupervisor
 from appliance.session import Plan, Session
+from appliance.tune import RelayAutotune
 from appliance.watchdog import LoopWatchdog
 from hw.rtd import RtdSample
 
@@ -31,6 +33,7 @@ SIM_FAULTS = ("rtd_open", "rtd_short", "refin", "ovuv", "spi_error", "stale", "n
 LOOP_STALL_S = 10.0
 CLINIC_KEYS = ("prewarm_enabled", "prewarm_time", "prewarm_weekdays", "prewarm_lead_min",
                "prewarm_hold_min", "selftest_time", "prune_time")
+TUNE_AMPLITUDE_C = 0.3
 EDITABLE = ("levels", "programs", "unit_name", "language", "volume", "brightness", "sleep_min") \
     + CLINIC_KEYS
 PREWARM_LEVEL = "low"
@@ -117,6 +120,9 @@ class Appliance:
         self._interrupted: dict | None = None
         self._relay_cycles_seen = 0
         self._prewarm: _Prewarm | None = None          # memory only: never resumed after a restart
+        self._tuner: RelayAutotune | None = None        # likewise
+        self._tune_started_s = 0.0
+        self._tune_ended: str | None = None
         self._audio_paused_until_s = 0.0
         self._audio_paused_codes: frozenset[str] = frozenset()
         self.reminders: list[dict] = []                # maintenance reminders (appliance.schedule)
@@ -145,6 +151,12 @@ class Appliance:
             return None
 
     def _load_persisted_settings(self) -> None:
+        model = self._record("get_setting", "model", None)
+        if model is not None:
+            try:  # the fitted [model] from `lumbarest tune`, validated like the config file's
+                self._use_model(vars(mat_params("history: model", "model", model, self.config.model)))
+            except ValueError as exc:
+                log.warning("ignoring the saved model: %s", exc)
         saved = self._record("get_setting", "settings", None)
         if not isinstance(saved, dict):
             return
@@ -229,6 +241,7 @@ class Appliance:
             self._on_new_fault(fault, now)
         self._selftest_tick(now)
         self._prewarm_tick(now, verdict)
+        self._tune_tick(verdict)
 
         ended = self.session.tick(now, self.mat_c, self.config.session.in_band_c)
         if ended:
@@ -268,15 +281,21 @@ class Appliance:
         if not self.heating:
             self.controller.reset()
             heater.close_relay()
-        duty = self.controller.update(now_s, self.mat_c, setpoint)
+        if self._tuning:
+            duty = self._tuner.update(now_s, self.mat_c)
+        else:
+            duty = self.controller.update(now_s, self.mat_c, setpoint)
         heater.set_duty(duty)
         self.duty = heater.duty
         self.heating = True
 
     def _target_c(self) -> float | None:
-        """The temperature heat is wanted for now: the session's, else the pre-warm's, else None."""
+        """The temperature heat is wanted for now: the session's, else the pre-warm's or the
+        autotune's, else None."""
         if self.session.heat_wanted:
             return self.session.plan.setpoint_c
+        if self._tuning:
+            return self._tuner.setpoint_c
         if self._prewarm is not None and not self.session.active:
             return self._prewarm.setpoint_c
         return None
@@ -337,13 +356,10 @@ class Appliance:
             raise CommandError(INVALID_PARAMS, f"{setpoint:g} °C is above the limit of "
                                f"{self.config.safety.max_setpoint_c:g} °C.")
         if setpoint is not None:
-            blocking = [f.code for f in self.safety.latch.active.values() if f.code != "interrupted"]
-            if blocking:
-                raise CommandError(FAULT_LATCHED, "A fault must be cleared before heating: "
-                                   + ", ".join(blocking) + ".", {"faults": blocking})
-            if not self.ready:
-                raise CommandError(NOT_ALLOWED, "The controller is still checking itself; "
-                                   "try again in a few seconds.", {"state": "selftest"})
+            self._require_heat_possible()
+        if self._tuning:
+            raise CommandError(NOT_ALLOWED, "An autotune run is heating the mat; stop it first.",
+                               {"state": "tuning"})
         now = self.clock.monotonic()
         self.session.start(now, Plan(program, level if setpoint is not None else "off",
                                      programs[program] * 60, setpoint))
@@ -510,6 +526,106 @@ class Appliance:
         return result
 
     # -- pre-warm ------------------------------------------------------------------------------
+    def _require_heat_possible(self) -> None:
+        """Heating may start: no fault latched and the start-up self-test finished."""
+        blocking = [f.code for f in self.safety.latch.active.values() if f.code != "interrupted"]
+        if blocking:
+            raise CommandError(FAULT_LATCHED, "A fault must be cleared before heating: "
+                               + ", ".join(blocking) + ".", {"faults": blocking})
+        if not self.ready:
+            raise CommandError(NOT_ALLOWED, "The controller is still checking itself; "
+                               "try again in a few seconds.", {"state": "selftest"})
+
+    # -- autotune (lumbarest tune) -----------------------------------------------------------------
+    @property
+    def _tuning(self) -> bool:
+        return self._tuner is not None and not self._tuner.done and self._tune_ended is None
+
+    def start_tune(self, test_c: float | None = None, by: str = "service") -> dict:
+        """Start a relay-feedback test (:class:`appliance.tune.RelayAutotune`) at ``test_c``.
+
+        It heats like a session — every safety rule applies, faults end it — and must start from
+        a mat at room temperature. Its result changes nothing until :meth:`apply_tune`.
+        """
+        if self.session.active or self._prewarm is not None or self._tuning:
+            raise CommandError(NOT_ALLOWED, "The mat is in use; autotune needs it idle and cool.",
+                               {"state": self.session.state})
+        self._require_heat_possible()
+        limit_c = self.config.safety.max_setpoint_c - 1.0 - TUNE_AMPLITUDE_C
+        if test_c is None:
+            test_c = min(self.settings_values["levels"].get(PREWARM_LEVEL) or limit_c, limit_c)
+        if isinstance(test_c, bool) or not isinstance(test_c, (int, float)) or not 30.0 <= test_c <= limit_c:
+            raise CommandError(INVALID_PARAMS, f"The test temperature must be 30 to {limit_c:g} °C.")
+        if self.mat_c is not None and self.mat_c > test_c - 5.0:
+            raise CommandError(NOT_ALLOWED, "The mat is still warm; autotune needs it near room "
+                               "temperature. Try again when it has cooled.", {"mat_c": self.mat_c})
+        self._tuner = RelayAutotune(self.config.model, float(test_c), amplitude_c=TUNE_AMPLITUDE_C,
+                                    max_setpoint_c=self.config.safety.max_setpoint_c)
+        self._tune_started_s = self.clock.monotonic()
+        self._tune_ended = None
+        self._record("audit", at=self.clock.wall(), role=by, action="tune.start",
+                     details={"test_c": test_c})
+        self.state_version += 1
+        return self.tune_status()
+
+    def stop_tune(self, by: str = "user") -> bool:
+        if not self._tuning:
+            return False
+        self._tune_ended = f"stopped by {by}"
+        self._heater_off()
+        self.state_version += 1
+        return True
+
+    def _tune_tick(self, verdict) -> None:
+        if self._tuning and not verdict.heat_allowed:
+            self._tune_ended = "ended by a fault"
+        elif self._tuner is not None and self._tuner.done and self._tune_ended is None:
+            self._tune_ended = "finished" if not self._tuner.gave_up else "gave up (no steady cycles)"
+            self.state_version += 1
+
+    def tune_status(self) -> dict:
+        tuner = self._tuner
+        if tuner is None:
+            return {"active": False, "done": False}
+        status = {"active": self._tuning, "done": tuner.done, "ended": self._tune_ended,
+                  "test_c": tuner.setpoint_c,
+                  "elapsed_s": round(self.clock.monotonic() - self._tune_started_s, 1),
+                  "cycles": max(0, len(tuner._on_switches) - 1 - tuner.settle_cycles)}
+        if tuner.done:
+            status["relay"] = tuner.relay_data()
+        return status
+
+    def tune_result(self) -> dict:
+        """The fit of the finished run (blocking for ~0.1–1 s: call it off the loop's thread)."""
+        if self._tuner is None or not self._tuner.done:
+            raise CommandError(NOT_ALLOWED, "No finished autotune run.", self.tune_status())
+        result = dict(self._tuner.result())
+        result["proposed"] = self._tuner.as_config()
+        return result
+
+    def apply_tune(self, by: str = "service") -> dict:
+        """Make the fitted ``[model]`` the controller's and the safety checks' model, persisted."""
+        result = self.tune_result()
+        if not result.get("ok") or "model" not in result["proposed"]:
+            raise CommandError(NOT_ALLOWED, "The autotune result is not good enough to use.",
+                               {"ok": result.get("ok")})
+        if self.session.active or self._prewarm is not None:
+            raise CommandError(NOT_ALLOWED, "Apply the result while the mat is idle.")
+        model = result["proposed"]["model"]
+        self._use_model(model)
+        self._record("set_setting", "model", model)
+        self._record("audit", at=self.clock.wall(), role=by, action="tune.apply", details=model)
+        self._tuner, self._tune_ended = None, None
+        self.state_version += 1
+        return {"model": model}
+
+    def _use_model(self, changes: dict) -> None:
+        """Rebuild the controller and the heat-balance checks around a new model of the mat."""
+        self.config = replace(self.config, model=replace(self.config.model, **changes))
+        self.controller = make_controller(self.config.control.strategy, self.config.control,
+                                          self.config.model)
+        self.safety.use_model(self.config.model)
+
     def start_prewarm(self, duration_s: float, by: str = "system") -> dict:
         """Heat to the ``low`` level (clamped to ``max_setpoint_c``) for ``duration_s`` without a
         session. Every safety rule applies as for a session; it ends by itself on monotonic
@@ -526,13 +642,9 @@ class Appliance:
         level_c = self.settings_values["levels"].get(PREWARM_LEVEL)
         if level_c is None:
             raise CommandError(NOT_ALLOWED, f"The {PREWARM_LEVEL!r} level has no temperature.")
-        blocking = [f.code for f in self.safety.latch.active.values() if f.code != "interrupted"]
-        if blocking:
-            raise CommandError(FAULT_LATCHED, "A fault must be cleared before heating: "
-                               + ", ".join(blocking) + ".", {"faults": blocking})
-        if not self.ready:
-            raise CommandError(NOT_ALLOWED, "The controller is still checking itself; "
-                               "try again in a few seconds.", {"state": "selftest"})
+        if self._tuning:
+            raise CommandError(NOT_ALLOWED, "An autotune run is heating the mat.", {"state": "tuning"})
+        self._require_heat_possible()
         now = self.clock.monotonic()
         setpoint = min(float(level_c), self.config.safety.max_setpoint_c)
         if self._prewarm is None:

@@ -36,7 +36,7 @@ RUNAWAY_BAND_C = 1.0  # the observer's start-up transient
 class HeatingEffect:
     """All heating-effect checks. :meth:`update` returns the fault codes to trip this sample."""
 
-    def __init__(self, cfg: SafetyConfig, model: MatParams, now_s: float):
+    def __init__(self, cfg: SafetyConfig, model: MatParams):
         self.cfg = cfg
         self.model = model
         self.balance = HeatBalance(model)

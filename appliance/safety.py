@@ -164,7 +164,7 @@ class SafetySupervisor:
         self.cfg = cfg
         self.latch = FaultLatch()
         self.sensor = SensorValidator(cfg, now_s)
-        self.effect = HeatingEffect(cfg, model, now_s)
+        self.effect = HeatingEffect(cfg, model)
         self._heating_since_s: float | None = None
         self._ui_missing_since_s: float | None = None
         self._overtemp_history_s: list[float] = []
@@ -232,6 +232,10 @@ class SafetySupervisor:
                 fault.present = x.ui_clients == 0
             else:
                 fault.present = False
+
+    def use_model(self, model) -> None:
+        """A calibrated model of the mat (``lumbarest tune``): the heat balance starts over."""
+        self.effect = HeatingEffect(self.cfg, model)
 
     def session_started(self) -> None:
         """A new session starts its own heating-time count and heating-effect windows."""

@@ -575,6 +575,13 @@ class ApiServer:
             "prewarm.stop": ({}, self._prewarm_stop),
             "alarm.silence": ({"seconds": Param((int, float), default=120, minimum=1,
                                                 maximum=120)}, self._alarm_silence),
+            "tune.start": ({"pin": Param((str,), max_len=16),
+                            "test_c": Param((int, float), minimum=30, maximum=45)}, self._tune_start),
+            "tune.status": ({}, lambda conn: self.appliance.tune_status()),
+            "tune.result": ({}, self._tune_result),
+            "tune.apply": ({"pin": Param((str,), max_len=16),
+                            "confirm": Param((bool,), required=True)}, self._tune_apply),
+            "tune.stop": ({}, self._tune_stop),
             "sim.inject": ({"fault": name}, self._sim_inject),
             "sim.patient": ({"on": Param((bool,), required=True)}, self._sim_patient),
             "sim.clear": ({}, self._sim_clear),
@@ -739,6 +746,31 @@ class ApiServer:
         role = await self._identify(pin, ("service", "clinic"), "prewarm.start")
         self.appliance.start_prewarm(minutes * 60, by=role)     # the core audits it
         return self._state()
+
+    async def _service_role(self, pin: str | None, action: str) -> str:
+        if pin is None:
+            raise CommandError(errors.PIN_REQUIRED, f"{action} needs the service PIN.",
+                               {"needs": "service"})
+        return await self._identify(pin, ("service",), action)
+
+    async def _tune_start(self, conn: _Client, pin: str | None, test_c: float | None) -> dict:
+        role = await self._service_role(pin, "tune.start")
+        return self.appliance.start_tune(test_c, by=role)   # the core audits it
+
+    async def _tune_result(self, conn: _Client) -> dict:
+        # The model fit takes up to a second on a Pi: never on the control loop's thread.
+        return await asyncio.to_thread(self.appliance.tune_result)
+
+    async def _tune_apply(self, conn: _Client, pin: str | None, confirm: bool) -> dict:
+        role = await self._service_role(pin, "tune.apply")
+        if not confirm:
+            raise CommandError(errors.INVALID_PARAMS, "Nothing was written: confirm must be true.")
+        await asyncio.to_thread(self.appliance.tune_result)   # the fit, cached by the tuner
+        return self.appliance.apply_tune(by=role)
+
+    def _tune_stop(self, conn: _Client) -> dict:
+        # Stopping heat is always allowed: no PIN.
+        return {"stopped": self.appliance.stop_tune(by="user")}
 
     def _prewarm_stop(self, conn: _Client) -> dict:
         # Stopping heat is always allowed: no PIN.

@@ -91,7 +91,7 @@ def test_over_temperature_from_one_valid_reading():
 
 
 def test_rule6_zero_duty_then_a_rise_is_a_stuck_ssr():
-    effect = HeatingEffect(CFG, MatParams(), 0.0)
+    effect = HeatingEffect(CFG, MatParams())
     t, temp, trips = 0.0, 40.0, []
     while t < CFG.stuck_settle_s + CFG.stuck_window_s + 5 and not trips:
         temp += 0.0005 if t < CFG.stuck_settle_s else 0.02 * 0.25  # 0.02 K/s once settled
@@ -103,7 +103,7 @@ def test_rule6_zero_duty_then_a_rise_is_a_stuck_ssr():
 
 
 def test_rule6_needs_duty_zero():
-    effect = HeatingEffect(CFG, MatParams(), 0.0)
+    effect = HeatingEffect(CFG, MatParams())
     effect.balance.y_f = 40.0
     for i in range(800):
         effect.balance.y_f += 0.01
