@@ -43,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def configure_kivy(size, fullscreen: bool) -> None:
+def configure_kivy(size, fullscreen: bool, fixed_size: bool = False) -> None:
     """Everything Kivy must know before its window module is imported."""
     os.environ["KIVY_NO_ARGS"] = "1"
     os.environ["KIVY_NO_FILELOG"] = "1"
@@ -53,7 +53,9 @@ def configure_kivy(size, fullscreen: bool) -> None:
     Config.set("kivy", "exit_on_escape", "0")
     Config.set("graphics", "width", str(size[0]))
     Config.set("graphics", "height", str(size[1]))
-    Config.set("graphics", "resizable", "0")
+    # A compositor (cage) may resize the window to the panel: the screens rebuild for the new
+    # size. Screenshots keep exactly the size asked for.
+    Config.set("graphics", "resizable", "0" if fixed_size else "1")
     Config.set("graphics", "fullscreen", "auto" if fullscreen else "0")
     Config.set("graphics", "show_cursor", "1")
     Config.set("graphics", "vsync", "0")
@@ -64,7 +66,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.profile not in ("bedside", "clinic"):
         args.profile = "bedside"
-    configure_kivy(args.size, args.fullscreen and not args.screenshots)
+    configure_kivy(args.size, args.fullscreen and not args.screenshots,
+                   fixed_size=bool(args.screenshots))
     import logging
     logging.basicConfig(level=logging.WARNING)
 
