@@ -34,9 +34,32 @@ LOOP_STALL_S = 10.0
 CLINIC_KEYS = ("prewarm_enabled", "prewarm_time", "prewarm_weekdays", "prewarm_lead_min",
                "prewarm_hold_min", "selftest_time", "prune_time")
 TUNE_AMPLITUDE_C = 0.3
-EDITABLE = ("levels", "programs", "unit_name", "language", "volume", "brightness", "sleep_min") \
-    + CLINIC_KEYS
 PREWARM_LEVEL = "low"
+
+def _int_in(low: int, high: int):
+    return lambda value: type(value) is int and low <= value <= high
+
+
+#: Each editable setting: its check (only ever run on that key's value) and what is allowed.
+SETTING_CHECKS = {
+    "levels": (lambda v: isinstance(v, dict), "an object of level: °C"),
+    "programs": (lambda v: isinstance(v, dict), "an object of program: minutes"),
+    "unit_name": (lambda v: isinstance(v, str) and 0 < len(v) <= 60, "1 to 60 characters"),
+    "language": (lambda v: v in ("en", "de"), '"en" or "de"'),
+    "volume": (_int_in(0, 100), "a whole number 0 to 100"),
+    "brightness": (_int_in(10, 100), "a whole number 10 to 100"),
+    "sleep_min": (_int_in(1, 120), "whole minutes 1 to 120"),
+    "prewarm_enabled": (lambda v: isinstance(v, bool), "true or false"),
+    "prewarm_time": (valid_hhmm, 'a local time "HH:MM"'),
+    "selftest_time": (valid_hhmm, 'a local time "HH:MM"'),
+    "prune_time": (valid_hhmm, 'a local time "HH:MM"'),
+    "prewarm_weekdays": (lambda v: isinstance(v, list) and len(set(map(str, v))) == len(v)
+                         and all(isinstance(d, str) and d in WEEKDAYS for d in v),
+                         "a list of distinct days mon … sun"),
+    "prewarm_lead_min": (_int_in(5, 120), "whole minutes 5 to 120"),
+    "prewarm_hold_min": (_int_in(5, 30), "whole minutes 5 to 30"),
+}
+EDITABLE = tuple(SETTING_CHECKS)
 MAX_SILENCE_S = 120.0
 
 _MISSING = RtdSample(None, None, None, error="missing")
@@ -430,26 +453,13 @@ class Appliance:
             if key not in EDITABLE:
                 raise CommandError(INVALID_PARAMS, f"{key!r} cannot be changed; "
                                    f"editable: {', '.join(EDITABLE)}.")
-            ok = {"levels": isinstance(value, dict), "programs": isinstance(value, dict),
-                  "unit_name": isinstance(value, str) and 0 < len(value) <= 60,
-                  "language": value in ("en", "de"),
-                  "volume": type(value) is int and 0 <= value <= 100,
-                  "brightness": type(value) is int and 10 <= value <= 100,
-                  "sleep_min": type(value) is int and 1 <= value <= 120,
-                  "prewarm_enabled": isinstance(value, bool),
-                  "prewarm_time": valid_hhmm(value), "selftest_time": valid_hhmm(value),
-                  "prune_time": valid_hhmm(value),
-                  "prewarm_weekdays": isinstance(value, list)
-                  and all(isinstance(d, str) and d in WEEKDAYS for d in value)
-                  and len(set(value)) == len(value),
-                  "prewarm_lead_min": type(value) is int and 5 <= value <= 120,
-                  "prewarm_hold_min": type(value) is int and 5 <= value <= 30}[key]
-            if not ok:
-                raise CommandError(INVALID_PARAMS, f"{key} = {value!r} is not allowed.")
+            check, allowed = SETTING_CHECKS[key]
+            if not check(value):
+                raise CommandError(INVALID_PARAMS, f"{key} = {value!r} is not allowed; use {allowed}.")
         merged = {**self.settings_values, **{k: v for k, v in changes.items() if k in CLINIC_KEYS}}
         try:
             if merged["prewarm_enabled"]:
-                    check_prewarm_plan(merged["prewarm_time"], merged["prewarm_lead_min"],
+                check_prewarm_plan(merged["prewarm_time"], merged["prewarm_lead_min"],
                                    merged["prewarm_hold_min"], self.config.safety.max_heating_min,
                                    "settings")
         except ValueError as exc:
