@@ -210,7 +210,11 @@ class HomeScreen(KScreen):
             b.selected = name == app.effective_level()
             b.disabled = heatless and name != "off"
         self.msg.text = app.message_for("home")
-        if app.busy:
+        if state.get("ready") is False:      # the appliance's start-up self-test is running
+            self.start.text = _("Please wait\u2026")
+            self.start.disabled = True
+            self.msg.text = self.msg.text or _("The controller is checking itself.")
+        elif app.busy:
             self.start.text = _("Starting\u2026")
             self.start.disabled = True
         else:
@@ -552,7 +556,7 @@ class HistoryScreen(KScreen):
                             size_hint=(1, 0.9) if s.portrait else (0.8, 1))
         self.detail_title = label("", s.normal, wrap=True, max_lines=2, size_hint_y=0.25)
         self.detail_text = label("", s.small, wrap=True, color=MUTED, size_hint_y=0.3)
-        self.detail_plot = TrendPlot(font=14 * s.u, window_s=60)
+        self.detail_plot = TrendPlot(font=14 * s.u, window_s=60, min_span_s=60)
         self.detail.add_widget(self.detail_title)
         self.detail.add_widget(self.detail_text)
         self.detail.add_widget(self.detail_plot)

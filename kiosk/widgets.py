@@ -351,7 +351,8 @@ class TrendPlot(FloatLayout):
     """Mat temperature (solid) and target (thin, light blue) over the last minutes."""
 
     points = ListProperty([])       # [(t_s, mat_c|None, setpoint_c|None), ...]
-    window_s = NumericProperty(600)
+    window_s = NumericProperty(600)   # the longest span shown
+    min_span_s = NumericProperty(120)  # a fresh curve is drawn over at least this span
     font = NumericProperty(16)
 
     def __init__(self, **kwargs):
@@ -383,10 +384,16 @@ class TrendPlot(FloatLayout):
         if px1 - px0 < 10 or py1 - py0 < 10:
             return
         t_end = pts[-1][0] if pts else 0.0
-        t0 = t_end - self.window_s
+        data_span = t_end - pts[0][0] if pts else 0.0
+        if data_span <= self.window_s:   # a young curve starts at the left and grows rightwards
+            span = max(self.min_span_s, data_span)
+            t0 = pts[0][0] if pts else 0.0
+        else:
+            span = self.window_s
+            t0 = t_end - span
 
         def xy(t, v):
-            x = px0 + (px1 - px0) * max(0.0, (t - t0) / self.window_s)
+            x = px0 + (px1 - px0) * max(0.0, (t - t0) / span)
             y = py0 + (py1 - py0) * (v - lo) / (hi - lo)
             return x, y
 
