@@ -8,6 +8,7 @@ connection can both subscribe and send commands.
 import itertools
 import json
 import socket
+import time
 from pathlib import Path
 from typing import Any, Callable
 
@@ -101,3 +102,27 @@ class Client:
         if "method" in message and "id" not in message and self.on_notification:
             self.on_notification(message["method"], message.get("params"))
         return message
+
+
+def wait_for_appliance(path: str | Path | None = None, timeout_s: float = 20.0, *,
+                       process=None) -> dict:
+    """Wait until the appliance has finished its start-up self-test; return its state.
+
+    :param process: the ``subprocess.Popen`` of the appliance, if we started it: its exit ends
+        the wait at once.
+    :raises ApplianceUnavailable: not ready within ``timeout_s``, or the process exited.
+    """
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise ApplianceUnavailable(f"The appliance exited with code {process.returncode}.")
+        try:
+            with Client(path, timeout_s=2.0) as client:
+                state = client.call("status")
+                if state.get("ready"):
+                    return state
+        except (ApplianceUnavailable, OSError):
+            pass
+        time.sleep(0.1)
+    raise ApplianceUnavailable(f"The appliance was not ready within {timeout_s:g} s.")
+

@@ -12,7 +12,6 @@ client can set a duty, only ask for a session, and every request goes through th
 import logging
 from dataclasses import dataclass, field, replace
 
-from appliance.alarms import CATALOGUE
 from appliance.config import (WEEKDAYS, Config, check_prewarm_plan, mat_params, valid_hhmm,
                               validate_catalogue)
 from appliance.control import make_controller

@@ -9,23 +9,10 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-from appliance.client import ApplianceUnavailable, Client
+from appliance.client import ApplianceUnavailable, wait_for_appliance
 from appliance.paths import default_socket_path
-
-
-def _wait_for_socket(path: Path, timeout_s: float = 15.0) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            with Client(path, timeout_s=1.0) as client:
-                client.call("status")
-                return True
-        except (ApplianceUnavailable, OSError):
-            time.sleep(0.2)
-    return False
 
 
 def main() -> int:
@@ -33,8 +20,10 @@ def main() -> int:
     socket_path = default_socket_path()
     appliance = subprocess.Popen([str(bin_dir / "lumbarest-appliance"), "--socket", str(socket_path)])
     try:
-        if not _wait_for_socket(socket_path):
-            print("The appliance did not start; see the messages above.", file=sys.stderr)
+        try:
+            wait_for_appliance(socket_path, process=appliance)
+        except ApplianceUnavailable as exc:
+            print(f"{exc} See the messages above.", file=sys.stderr)
             return 1
         if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
             hint = "xvfb-run -a make run" if shutil.which("xvfb-run") else "apt-get install xvfb, then xvfb-run -a make run"

@@ -21,7 +21,7 @@ import threading
 import time
 from pathlib import Path
 
-from appliance.client import ApplianceUnavailable, Client
+from appliance.client import ApplianceUnavailable, Client, wait_for_appliance
 
 REPO = Path(__file__).resolve().parents[1]
 REQUESTS = 2000
@@ -42,18 +42,12 @@ def _start_appliance(tmp: Path) -> subprocess.Popen:
     proc = subprocess.Popen([sys.executable, "-m", "appliance.main", "--socket", str(sock)],
                             cwd=REPO, env=env, stdout=subprocess.DEVNULL,
                             stderr=open(tmp / "appliance.log", "wb"))
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError("the appliance exited: " + (tmp / "appliance.log").read_text())
-        try:
-            with Client(sock, timeout_s=2) as c:
-                c.call("status")
-            return proc
-        except (ApplianceUnavailable, OSError):
-            time.sleep(0.05)
-    proc.kill()
-    raise RuntimeError("the appliance did not answer within 20 s")
+    try:
+        wait_for_appliance(sock, process=proc)
+    except ApplianceUnavailable:
+        proc.kill()
+        raise RuntimeError("the appliance did not start: " + (tmp / "appliance.log").read_text())
+    return proc
 
 
 def _percentile(sorted_values: list[float], p: float) -> float:

@@ -61,8 +61,8 @@ def misses(r: dict) -> list[str]:
 
 
 def table(results: list[dict]) -> str:
-    head = (f"| scenario | controller | time to band s | ratio | overshoot °C | max surface °C | "
-            f"rms °C | load recovery s | energy Wh | faults | misses |")
+    head = ("| scenario | controller | time to band s | ratio | overshoot °C | max surface °C | "
+            "rms °C | load recovery s | energy Wh | faults | misses |")
     lines = [head, "|" + "---|" * 11]
     for r in results:
         faults = ", ".join(f["code"] for f in r["faults"]) or "-"

@@ -23,7 +23,7 @@ import threading
 import time
 from pathlib import Path
 
-from appliance.client import ApplianceUnavailable, Client
+from appliance.client import ApplianceUnavailable, Client, wait_for_appliance
 
 TARGETS = {"cpu_percent": 2.0, "rss_mb": 60.0, "sim_speed": 1000.0}
 DEEP_SCENARIO = {"run": {"duration_s": 2700, "program": "deep", "level": "high", "seed": 1}}
@@ -48,18 +48,6 @@ def _appliance_command() -> list[str]:
     if exe.exists():
         return [str(exe)]
     return [sys.executable, "-m", "appliance.main"]
-
-
-def _wait_ready(socket_path: Path, deadline_s: float) -> None:
-    while time.monotonic() < deadline_s:
-        try:
-            with Client(socket_path, timeout_s=2.0) as client:
-                if client.call("status").get("ready"):
-                    return
-        except (ApplianceUnavailable, OSError):
-            pass
-        time.sleep(0.2)
-    raise RuntimeError("the appliance did not become ready")
 
 
 class Kiosk:
@@ -98,7 +86,7 @@ def measure_appliance(seconds: float = 60.0) -> dict:
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     kiosk = None
     try:
-        _wait_ready(socket_path, time.monotonic() + 30.0)
+        wait_for_appliance(socket_path, 30.0, process=proc)
         kiosk = Kiosk(socket_path)
         with Client(socket_path) as control:
             control.call("session.start", {"program": "standard", "level": "high"})

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -22,14 +20,6 @@ from appliance.server import ApiServer
 from tests.api.fakecore import FakeAppliance
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-def short_tmp():
-    """A short temporary directory (Unix socket paths are limited to 107 bytes)."""
-    path = Path(tempfile.mkdtemp(prefix="lr-"))
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
 
 
 class ServerHarness:

@@ -107,7 +107,6 @@ def test_buzzer_repeats_high_every_four_seconds(factory):
     pin = factory.pin(BUZZER)
     try:
         pin.clear_states()
-        t0 = time.monotonic()
         buzzer.set_alarm(PATTERNS["high"])
         time.sleep(PATTERNS["high"].repeat_s + 0.5)
     finally:

@@ -2,7 +2,7 @@
 the simulated stack in virtual time."""
 
 import asyncio
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta, timezone
 
 import pytest
 

@@ -6,10 +6,10 @@ import signal
 from appliance.config import from_dict
 from appliance.history import History
 from appliance.main import ApplianceProcess as Shell
-from tests.api.conftest import ApplianceProcess, short_tmp  # noqa: F401 - fixture
+from tests.api.conftest import ApplianceProcess
 
 
-def test_sigterm_turns_heat_off_records_the_session_and_exits_cleanly(short_tmp):  # noqa: F811
+def test_sigterm_turns_heat_off_records_the_session_and_exits_cleanly(short_tmp):
     app = ApplianceProcess(short_tmp).start()
     try:
         with app.client() as c:
@@ -28,7 +28,7 @@ def test_sigterm_turns_heat_off_records_the_session_and_exits_cleanly(short_tmp)
         app.stop()
 
 
-def test_an_exception_in_the_loop_turns_the_heater_off_and_exits_non_zero(short_tmp):  # noqa: F811
+def test_an_exception_in_the_loop_turns_the_heater_off_and_exits_non_zero(short_tmp):
     config = from_dict({"mode": "simulation", "programs": {"test": 1},
                         "safety": {"selftest_observe_s": 0.5}})
 

@@ -6,7 +6,7 @@ import pytest
 from appliance.client import RpcError
 from appliance.errors import NOT_ALLOWED, PIN_REQUIRED, CommandError
 from appliance.history import History
-from tests.api.conftest import ApplianceProcess, short_tmp  # noqa: F401 - fixture
+from tests.api.conftest import ApplianceProcess
 
 WEAK_HEAVY = {"plant": {"heater_w": 60.0, "element_j_per_k": 450.0, "surface_j_per_k": 1800.0}}
 
@@ -71,7 +71,7 @@ def test_a_warm_mat_is_refused_and_stop_always_works(stack):
     assert core2.duty == 0
 
 
-def test_tune_api_needs_the_service_pin(short_tmp):  # noqa: F811
+def test_tune_api_needs_the_service_pin(short_tmp):
     app = ApplianceProcess(short_tmp).start()
     try:
         with app.client() as c:
