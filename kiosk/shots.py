@@ -20,7 +20,7 @@ from kiosk import i18n, logic
 from kiosk.ui import KioskApp, now
 from kiosk.widgets import layout_problems
 
-SETTLE_FRAMES = 4
+SETTLE_FRAMES = 2
 PROGRAMS = {"quick": 20, "standard": 30, "deep": 45, "traction": 30}
 LEVELS = {"off": None, "low": 36.0, "medium": 38.0, "high": 40.0}
 LONG_NAME = "Physiotherapie Station 3 \u2013 Behandlungsraum 12 (Erdgeschoss, Westfl\u00fcgel)"
