@@ -854,6 +854,8 @@ class KioskApp(App):
         self.backlight = Backlight()
         self.freeze_flash: bool | None = None  # screenshots: force the lit phase
         self.first_frame_cb = None
+        self.overlay_since: float | None = None
+        self.alarm_state_at: float | None = None
         self.sizes = Sizes(*Window.size)
         self._built_for = None
 
@@ -923,6 +925,8 @@ class KioskApp(App):
     # -- data from the link (UI thread) ---------------------------------------------------------
 
     def on_state(self, state: dict, meta: dict):
+        if state.get("alarms") and not (self.state or {}).get("alarms"):
+            self.alarm_state_at = now()  # when the first alarm arrived (for the e2e test)
         self.state = state
         self.meta = meta
         self.state_time = now()
@@ -1003,6 +1007,7 @@ class KioskApp(App):
             if self.overlay.parent is None:
                 self.root_widget.add_widget(self.overlay, index=1)
                 self.alarm_pin_code = None
+                self.overlay_since = now()
             self.overlay.refresh(alarm, len(alarms) - 1, lit)
         elif self.overlay.parent is not None:
             self.root_widget.remove_widget(self.overlay)
