@@ -55,7 +55,8 @@ ALARMS = {
 
 SETTINGS = {"levels": dict(low=36.0, medium=38.0, high=40.0), "programs": dict(PROGRAMS),
             "unit_name": "Room 4", "language": "en", "volume": 70, "brightness": 90,
-            "sleep_min": 5, "max_setpoint_c": 40.0}
+            "sleep_min": 5, "max_setpoint_c": 40.0,
+            "pins_default": {"clinic": True, "service": False}}
 
 HISTORY = [
     {"id": 12, "started_at": "2026-11-26T09:30:00+00:00", "program": "standard",

@@ -31,6 +31,7 @@ DONE_TIMEOUT_S = 60.0
 STAFF_TIMEOUT_S = 120.0
 MESSAGE_S = 8.0
 STALE_S = 4.0
+SETTINGS_POLL_S = 60.0
 
 
 def now() -> float:
@@ -490,8 +491,11 @@ class SettingsScreen(KScreen):
         for code, b in getattr(self, "lang_buttons", {}).items():
             b.selected = edit.get("language") == code
         self.save_btn.disabled = app.busy or not app.settings_changes()
+        default_pin = ((app.settings or {}).get("pins_default") or {}).get("clinic")
         self.msg.text = app.message_for("settings") or (
-            _("Loading\u2026") if app.settings is None else "")
+            _("Loading\u2026") if app.settings is None else
+            _("The clinic PIN is still the factory PIN. Ask service to change it.")
+            if default_pin else "")
 
 
 class KeyboardScreen(KScreen):
@@ -855,6 +859,7 @@ class KioskApp(App):
         self.freeze_flash: bool | None = None  # screenshots: force the lit phase
         self.first_frame_cb = None
         self.overlay_since: float | None = None
+        self._next_settings_poll = now() + SETTINGS_POLL_S
         self.alarm_state_at: float | None = None
         self.sizes = Sizes(*Window.size)
         self._built_for = None
@@ -1022,6 +1027,10 @@ class KioskApp(App):
             self.dismiss_done()
         if self.staff and t - self.dimmer.last_activity >= STAFF_TIMEOUT_S:
             self.leave_staff()
+        if self.connected and not self.staff and t >= self._next_settings_poll:
+            # brightness, sleep and language may be changed from elsewhere (CLI, another panel)
+            self._next_settings_poll = t + SETTINGS_POLL_S
+            self.call("settings.get", None, self._apply_settings, None)
         for key, (_text, until) in list(self.messages.items()):
             if t >= until:
                 del self.messages[key]
