@@ -51,8 +51,7 @@ def measure_fits(text: str, font_size: float, font_name: str, bold: bool, width:
         return False
     core = CoreLabel(text=text, font_size=font_size, font_name=font_name, bold=bold,
                      text_size=(width, None) if wrap else (None, None), halign="center")
-    core.refresh()
-    tw, th = core.texture.size if core.texture else core.content_size
+    tw, th = core.render()  # the layout only: no texture is made
     if th > height + 0.5:
         return False
     if wrap:
