@@ -114,6 +114,9 @@ def scenarios(profile: str):
     if profile == "clinic":
         out.append(("home_long_name", lambda app: idle(app, unit_name=LONG_NAME)))
     out.append(("home_sensor_invalid", lambda app: idle(app, mat_c=None)))
+    out.append(("home_prewarm", lambda app: idle(
+        app, mat_c=31.6, heating=True, setpoint_c=36.0,
+        prewarm={"active": True, "remaining_s": 754, "setpoint_c": 36.0, "by": "schedule"})))
     out.append(("session_warming", lambda app: app.show_state(
         session_state(phase="warming", elapsed=95, mat=31.4), trend(1.5))))
     out.append(("session_therapy", lambda app: app.show_state(session_state(), trend(10))))

@@ -22,7 +22,7 @@ from kiosk import i18n, logic, usb
 from kiosk.backlight import DIM_LEVEL, Backlight
 from kiosk.sound import AlarmSound
 from kiosk.i18n import _
-from kiosk.widgets import (ACCENT, BG, GREEN, HEAT, MUTED, PANEL, PANEL_HI, SYMBOL_FONT,
+from kiosk.widgets import (ACCENT, BG, GREEN, HEAT, MUTED, PANEL, PANEL_HI, RED, SYMBOL_FONT,
                            TARGET, Fill,
                            HoldButton, NumberPad, Panel, ProgressRing, TrendPlot, button, label,
                            scroll)
@@ -164,8 +164,9 @@ class HomeScreen(KScreen):
 
         programs = logic.sorted_programs(app.programs)
         levels = logic.sorted_levels(app.levels)
-        self.body.add_widget(label(_("Choose a program"), s.normal, color=MUTED, halign="left",
-                                   size_hint_y=None, height=36 * s.u))
+        self.heading = label(_("Choose a program"), s.normal, color=MUTED, halign="left",
+                             size_hint_y=None, height=36 * s.u)
+        self.body.add_widget(self.heading)
         cols = 2 if s.portrait and len(programs) > 2 else max(1, len(programs))
         rows = -(-len(programs) // cols) if programs else 1
         grid = GridLayout(cols=cols, spacing=s.gap, size_hint_y=None,
@@ -195,9 +196,16 @@ class HomeScreen(KScreen):
         self.body.add_widget(grid)
         self.msg = label("", s.small, wrap=True, color=(1, 0.85, 0.5, 1))
         self.body.add_widget(self.msg)
-        self.start = button(_("Start"), app.start_session, s.big, fill=GREEN,
-                            size_hint_y=None, height=(130 if s.portrait else 80) * s.u)
-        self.body.add_widget(self.start)
+        row = BoxLayout(size_hint_y=None, height=(130 if s.portrait else 80) * s.u,
+                        spacing=s.gap)
+        self.start = button(_("Start"), app.start_session, s.big, fill=GREEN)
+        row.add_widget(self.start)
+        # a pre-warm heats the mat without a session: anyone may stop it (no PIN)
+        self.prewarm_btn = button(_("Stop warming"), app.stop_prewarm, s.normal, fill=RED,
+                                  size_hint_x=None, width=0, opacity=0, disabled=True)
+        row.add_widget(self.prewarm_btn)
+        self.start_row = row
+        self.body.add_widget(row)
 
     def refresh(self):
         app = self.app
@@ -211,6 +219,19 @@ class HomeScreen(KScreen):
             b.selected = name == app.effective_level()
             b.disabled = heatless and name != "off"
         self.msg.text = app.message_for("home")
+        prewarm = state.get("prewarm") if isinstance(state.get("prewarm"), dict) else {}
+        if prewarm.get("active"):
+            self.heading.text = _("Warming the mat to {t}: {left} left").format(
+                t=logic.fmt_temp(prewarm.get("setpoint_c") or state.get("setpoint_c")),
+                left=logic.fmt_mmss(prewarm.get("remaining_s")))
+            self.heading.color = HEAT
+            self.prewarm_btn.opacity, self.prewarm_btn.disabled = 1, False
+            self.prewarm_btn.width = self.start_row.width * 0.35
+        else:
+            self.heading.text = _("Choose a program")
+            self.heading.color = MUTED
+            self.prewarm_btn.opacity, self.prewarm_btn.disabled = 0, True
+            self.prewarm_btn.width = 0
         if state.get("ready") is False:      # the appliance's start-up self-test is running
             self.start.text = _("Please wait\u2026")
             self.start.disabled = True
@@ -757,9 +778,9 @@ class AlarmOverlay(Fill):
                 _("Service PIN") + "\n" + (entry.masked() or "\u2014"))
             for key, b in self.pad.keys.items():
                 b.disabled = entry.locked(t) or (key == "ok" and not entry.can_submit(t))
-        paused = app.audio.paused(now(), [a.get("code") for a in app.alarms()])
+        paused, left_s = app.audio_paused()
         if paused:
-            left = logic.fmt_mmss(app.audio.until - now())
+            left = logic.fmt_mmss(left_s)
             self.audio_btn.text = _("Sound paused {t}").format(t=left)
         else:
             self.audio_btn.text = _("Pause sound")
@@ -990,7 +1011,8 @@ class KioskApp(App):
             target = logic.main_screen_for(self.state, True, self.dismissed)
         if target == "done" and self.sm.current != "done":
             self.done_since = now()
-            if (self.state or {}).get("session", {}).get("state") == "done":
+            if (self.state or {}).get("session", {}).get("state") == "done" and \
+                    not self.appliance_sounds():
                 self.sound.play_once("info")  # the information signal: the session is over
         if target == "home" and self.sm.current in ("session", "done", "lost"):
             self.busy = False
@@ -1034,12 +1056,14 @@ class KioskApp(App):
         for key, (_text, until) in list(self.messages.items()):
             if t >= until:
                 del self.messages[key]
-        session_running = logic.session_active(self.state)
+        # never dim during a session, nor while the mat heats for a pre-warm
+        session_running = logic.session_active(self.state) or \
+            bool((self.state or {}).get("heating"))
         alarm_shown = self.overlay.parent is not None
         alarms = self.alarms() if alarm_shown else []
         codes = [a.get("code") for a in alarms]
         sounding = alarms[0].get("priority") if alarms and not self.audio.paused(t, codes) \
-            else None
+            and not self.appliance_sounds() else None
         self.sound.update(t, sounding)
         should_dim = self.dimmer.should_dim(t, session_running, alarm_shown) \
             and self.freeze_flash is None
@@ -1130,6 +1154,9 @@ class KioskApp(App):
             self.on_state(state, self.meta)
         self.route()
 
+    def stop_prewarm(self):
+        self.call("prewarm.stop", None, self._done, self._failed("home"))
+
     def pause_or_resume(self):
         session = (self.state or {}).get("session") or {}
         method = "session.resume" if session.get("state") == "paused" else "session.pause"
@@ -1153,9 +1180,30 @@ class KioskApp(App):
 
     # -- alarms ---------------------------------------------------------------------------------
 
+    def appliance_sounds(self) -> bool:
+        """The appliance drives its own sounder (its state carries ``audio``); then the kiosk
+        only asks it to pause, and makes no sound itself."""
+        return isinstance((self.state or {}).get("audio"), dict)
+
+    def audio_paused(self) -> tuple[bool, float]:
+        """(paused, seconds left) from the appliance when it sounds, else the kiosk's own."""
+        if self.appliance_sounds():
+            audio = self.state["audio"]
+            return bool(audio.get("paused")), float(audio.get("remaining_s") or 0)
+        t = now()
+        return (self.audio.paused(t, [a.get("code") for a in self.alarms()]),
+                max(0.0, self.audio.until - t))
+
     def pause_audio(self):
         self.audio.pause(now(), [a.get("code") for a in self.alarms()])
+        if self.appliance_sounds():
+            self.call("alarm.silence", {"seconds": int(logic.AUDIO_PAUSE_S)}, self._silenced,
+                      self._failed("alarm"))
         self.route()
+
+    def _silenced(self, state):
+        if isinstance(state, dict) and "session" in state:
+            self.on_state(state, self.meta)
 
     def acknowledge_alarm(self):
         alarms = self.alarms()
@@ -1325,11 +1373,11 @@ class KioskApp(App):
         top = key[0]
         max_c = edit.get("max_setpoint_c") or 45.0
         step, lo, hi = {
-            "levels": (0.5, 25.0, max_c),
+            "levels": (0.5, 30.0, max_c),
             "programs": (5, 5, edit.get("max_session_min") or 120),
             "volume": (10, 0, 100),
             "brightness": (10, 10, 100),
-            "sleep_min": (1, 0, 60),
+            "sleep_min": (1, 1, 120),
         }[top]
         value = round(min(hi, max(lo, value + direction * step)), 1)
         if top != "levels":

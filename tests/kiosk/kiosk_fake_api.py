@@ -30,7 +30,7 @@ def idle_state() -> dict:
         "setpoint_c": None, "mat_c": 22.5, "sensor_ok": True, "heating": False, "duty": 0.0,
         "relay_closed": False, "patient_on": None, "alarms": [], "ui_clients": 0,
         "sensor": {"resistance_ohm": 108.7, "code": 8276, "fault_bits": [], "bad_reads": 0},
-        "connection": {"clients": 0},
+        "connection": {"clients": 0}, "audio": {"paused": False, "remaining_s": None},
     }
 
 
@@ -313,6 +313,11 @@ class FakeAppliance:
         if method == "history.trace":
             return {"session_id": params.get("session_id"),
                     "points": [[i * 5.0, 25 + min(13, i * 0.2), 38.0] for i in range(360)]}
+        if method == "alarm.silence":
+            with self.lock:
+                self.state["audio"] = {"paused": True,
+                                       "remaining_s": float(params.get("seconds", 120))}
+            return self.snapshot()
         if method == "system.selftest":
             return {"passed": True, "checks": [{"name": "sensor", "passed": True,
                                                 "detail": "ok"}]}

@@ -30,7 +30,7 @@ pytestmark = [
 
 SIZES = ["800x480", "720x1280", "1280x720"]
 PROFILES = ["bedside", "clinic"]
-COMMON = ["home", "home_sensor_invalid", "session_warming", "session_therapy", "session_paused",
+COMMON = ["home", "home_sensor_invalid", "home_prewarm", "session_warming", "session_therapy", "session_paused",
           "session_traction_no_heat", "session_sensor_invalid", "session_hold_to_stop", "done",
           "done_stopped", "alarm_high", "alarm_medium", "alarm_low", "alarm_two_alarms",
           "alarm_service_pin", "connection_lost"]
@@ -50,9 +50,12 @@ def kiosk_command() -> list[str]:
 def render(profile: str, size: str) -> tuple[Path, subprocess.CompletedProcess]:
     outdir = OUT / f"{profile}-{size}"
     shutil.rmtree(outdir, ignore_errors=True)
-    proc = subprocess.run(kiosk_command() + ["--screenshots", str(outdir), "--size", size,
-                                             "--profile", profile],
-                          capture_output=True, text=True, timeout=240, cwd=REPO)
+    try:
+        proc = subprocess.run(kiosk_command() + ["--screenshots", str(outdir), "--size", size,
+                                                 "--profile", profile],
+                              capture_output=True, text=True, timeout=600, cwd=REPO)
+    except subprocess.TimeoutExpired as exc:
+        proc = subprocess.CompletedProcess(exc.cmd, -1, "", f"timed out after {exc.timeout} s")
     return outdir, proc
 
 

@@ -168,7 +168,9 @@ def test_alarm_overlay_and_acknowledge(env, kiosk):
     # nothing under the overlay is touchable
     kiosk.tap(kiosk.app.screens["home"].start)
     kiosk.tap(overlay.audio_btn)
-    assert overlay.audio_btn.disabled
+    kiosk.wait(lambda: overlay.audio_btn.disabled, what="audio paused")
+    assert server.calls("alarm.silence") == [{"seconds": 120}]
+    assert overlay.audio_btn.text == "Sound paused 02:00"
     kiosk.tap(overlay.ack_btn)
     kiosk.wait(lambda: server.calls("fault.acknowledge"), what="fault.acknowledge")
     assert server.calls("fault.acknowledge") == [{"code": "rtd_open"}]
