@@ -45,7 +45,7 @@ mcopy -n -i "$fat" "::$initrd" "$T/initrd.img"
 echo "boot-test: kernel $kernel, initrd $initrd"
 
 append="root=LABEL=RASPIROOT ro console=ttyAMA0 panic=-1 net.ifnames=0"
-append+=" systemd.wants=lumbarest-boot-test.service"
+append+=" systemd.wants=lumbarest-boot-test.service systemd.mask=serial-getty@ttyAMA0.service"
 display=()
 if [ "$KIOSK" = 1 ]; then
   display=(-device virtio-gpu-pci -device virtio-tablet-pci)
@@ -60,8 +60,8 @@ timeout --kill-after=10 "$TIMEOUT" qemu-system-aarch64 -M virt -cpu cortex-a72 -
   -nographic -no-reboot -nic none "${display[@]}" \
   -kernel "$T/vmlinuz" -initrd "$T/initrd.img" -append "$append" \
   -drive if=none,file="$T/disk.img",format=raw,id=hd0 -device virtio-blk-pci,drive=hd0 \
-  </dev/null 2>&1 | while IFS= read -r line; do
-    printf '%s %s\n' "$(date +%s.%N)" "${line%$'\r'}"
+  </dev/null 2>&1 | stdbuf -o0 tr '\r' '\n' | while IFS= read -r line; do
+    [ -n "$line" ] && printf '%s %s\n' "$(date +%s.%N)" "$line"
   done > "$T/console.log"
 rc=${PIPESTATUS[0]}
 set -e
@@ -74,9 +74,12 @@ import json, sys
 log, t0, kiosk = sys.argv[1], float(sys.argv[2]), sys.argv[3] == "1"
 
 lines = []
-for raw in open(log, errors="replace"):
+for raw in open(log, errors="replace", newline="\n"):
     ts, _, text = raw.rstrip("\n").partition(" ")
-    lines.append((float(ts), text))
+    try:
+        lines.append((float(ts), text.replace("\r", "")))
+    except ValueError:
+        continue
 def find(prefix):
     return [(ts, text[text.index(prefix) + len(prefix):].strip()) for ts, text in lines if prefix in text]
 ok = True

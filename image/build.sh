@@ -132,6 +132,8 @@ app_wheel() {
 PACKAGES=(
   # boot: Debian's kernel and the Raspberry Pi firmware packaging
   linux-image-arm64 raspi-firmware initramfs-tools zstd systemd-sysv udev kmod dbus libpam-systemd
+  # busybox: overlayroot's initramfs script needs grep, which initramfs-tools only has via busybox
+  busybox
   # read-only root, data partition growth, watchdog, time, network for maintenance
   overlayroot cloud-guest-utils fdisk e2fsprogs systemd-timesyncd ifupdown- openssh-server
   # the app: Python 3.13 and Debian's Kivy / APScheduler
@@ -179,7 +181,12 @@ unmount_chroot() {
 
 customize() {
   # The app and the system integration (image/customize.sh), on a copy of the base.
-  rm -rf "$WORK/rootfs"
+  # LUMBAREST_REUSE_CUSTOMIZED=1 (developers only) keeps a completed customization as it is.
+  if [ "${LUMBAREST_REUSE_CUSTOMIZED:-0}" = 1 ] && [ -e "$WORK/rootfs.done" ]; then
+    log "reusing the customized $WORK/rootfs"
+    return
+  fi
+  rm -rf "$WORK/rootfs" "$WORK/rootfs.done"
   cp -a "$WORK/rootfs-base" "$WORK/rootfs"
   trap unmount_chroot EXIT
   mount -t proc proc "$WORK/rootfs/proc"
@@ -189,6 +196,7 @@ customize() {
   run "$ROOT/image/customize.sh" "$WORK/rootfs" "$WORK" "$ROOT" "$SOURCE_DATE_EPOCH"
   unmount_chroot
   trap - EXIT
+  touch "$WORK/rootfs.done"
 }
 
 check_dt() {
@@ -199,7 +207,8 @@ check_dt() {
   [ -n "$dtb" ] || die "bcm2711-rpi-4-b.dtb missing from /boot/firmware"
   fdtoverlay -i "$dtb" -o "$WORK/check.dtb" "$WORK/rootfs/boot/firmware/overlays/lumbarest-spi0.dtbo" >>"$LOG" 2>&1 \
     || die "lumbarest-spi0.dtbo does not apply to $dtb"
-  dtc -I dtb -O dts "$WORK/check.dtb" 2>/dev/null | grep -q 'rohm,dh2228fv' || die "spidev node missing after overlay"
+  dtc -I dtb -O dts -o "$WORK/check.dts" "$WORK/check.dtb" 2>/dev/null
+  grep -q 'rohm,dh2228fv' "$WORK/check.dts" || die "spidev node missing after overlay"
   log "overlay lumbarest-spi0 applies to $(basename "$dtb")"
   grep -q '^dtparam=spi=on' "$WORK/rootfs/boot/firmware/config.txt" || die "config.txt lacks dtparam=spi=on"
   grep -q 'root=LABEL=RASPIROOT' "$WORK/rootfs/boot/firmware/cmdline.txt" || die "cmdline.txt lacks root=LABEL=RASPIROOT"
