@@ -120,6 +120,8 @@ if isinstance(state, dict):
     check(state.get("mode") == "hardware", f"mode is hardware ({state.get('mode')!r})")
 for _, rest in find("LUMBAREST-BOOT-TEST-LOG"):
     print("  | " + rest)
+for _, rest in find("LUMBAREST-BOOT-TEST-DIAG"):
+    print("  d " + rest)
 if kiosk:
     k = find("LUMBAREST-BOOT-TEST kiosk=")
     check(bool(k), "kiosk check ran")
