@@ -222,7 +222,9 @@ def test_image_mounts_and_firmware_config():
     fstab = [line.split() for line in (ROOTFS / "etc/fstab").read_text().splitlines()
              if line.strip() and not line.startswith("#")]
     by_mount = {fields[1]: fields for fields in fstab}
-    assert "ro" in by_mount["/"][3].split(",")
+    # Read-only comes from overlayroot (below), which mounts the partition itself read-only; "/"
+    # is the tmpfs overlay and must stay writable, or every StateDirectory= service fails.
+    assert "ro" not in by_mount["/"][3].split(",") and by_mount["/"][5] == "0"
     assert "ro" in by_mount["/boot/firmware"][3].split(",")
     assert "x-systemd.growfs" in by_mount["/data"][3].split(",")
     assert by_mount["/var/lib/lumbarest"][0] == "/data/lumbarest"
