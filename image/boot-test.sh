@@ -44,7 +44,7 @@ mcopy -n -i "$fat" "::$kernel" "$T/vmlinuz"
 mcopy -n -i "$fat" "::$initrd" "$T/initrd.img"
 echo "boot-test: kernel $kernel, initrd $initrd"
 
-append="root=LABEL=RASPIROOT ro console=ttyAMA0 panic=-1 net.ifnames=0"
+append="root=LABEL=RASPIROOT rw console=ttyAMA0 panic=-1 net.ifnames=0"
 append+=" systemd.wants=lumbarest-boot-test.service systemd.mask=serial-getty@ttyAMA0.service"
 display=()
 if [ "$KIOSK" = 1 ]; then
