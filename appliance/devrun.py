@@ -15,6 +15,18 @@ from appliance.client import ApplianceUnavailable, wait_for_appliance
 from appliance.paths import default_socket_path
 
 
+def stop_process(process: subprocess.Popen, timeout_s: float = 10.0) -> None:
+    """SIGTERM (the appliance turns the heater off and records the session), then SIGKILL."""
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 def main() -> int:
     bin_dir = Path(sys.executable).parent
     socket_path = default_socket_path()
@@ -37,12 +49,7 @@ def main() -> int:
     except KeyboardInterrupt:
         return 0
     finally:
-        if appliance.poll() is None:
-            appliance.terminate()
-            try:
-                appliance.wait(10)
-            except subprocess.TimeoutExpired:
-                appliance.kill()
+        stop_process(appliance)
 
 
 if __name__ == "__main__":

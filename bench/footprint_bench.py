@@ -15,13 +15,13 @@ import argparse
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
+from appliance.devrun import stop_process
 
 from appliance.client import ApplianceUnavailable, Client, wait_for_appliance
 
@@ -113,13 +113,7 @@ def measure_appliance(seconds: float = 60.0) -> dict:
     finally:
         if kiosk is not None:
             kiosk.close()
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop_process(proc)
         shutil.rmtree(tmp, ignore_errors=True)
 
 

@@ -28,6 +28,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from appliance.devrun import stop_process
+
 REPO = Path(__file__).resolve().parents[1]
 RUNS = 3
 TARGET_FIRST_FRAME_S = 3.0
@@ -80,12 +82,7 @@ def _one_run(sock: Path, env: dict, size: str) -> dict:
         hwm_kb = _proc_kb(proc.pid, "VmHWM")
         anon_kb = _proc_kb(proc.pid, "RssAnon")
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc, 5.0)
     return {"first_frame_s": marks.get("FIRST_FRAME"),
             "first_live_frame_s": marks.get("FIRST_LIVE_FRAME"),
             "rss_mb": round(rss_kb / 1024, 1), "peak_rss_mb": round(hwm_kb / 1024, 1),

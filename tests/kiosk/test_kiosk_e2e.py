@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -14,6 +13,8 @@ import time
 from pathlib import Path
 
 import pytest
+
+from appliance.devrun import stop_process
 
 from tests.kiosk.conftest import HAVE_DISPLAY, NO_DISPLAY, REPO, Harness, kivy_available
 
@@ -65,12 +66,7 @@ def appliance():
         shutil.rmtree(tmp, ignore_errors=True)
         pytest.skip(f"lumbarest-appliance did not start in simulation mode within 20 s:\n{text}")
     yield sock
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+    stop_process(proc)
     log.close()
     shutil.rmtree(tmp, ignore_errors=True)
 
