@@ -60,7 +60,7 @@ rm -rf "$R/tmp/wheels"
 
 say "units: enable the appliance, kiosk and first-boot helpers; SSH off"
 in_root systemctl enable lumbarest-appliance.service lumbarest-kiosk.service \
-  lumbarest-grow-data.service lumbarest-ssh.service lumbarest-journal-prune.service \
+  lumbarest-ssh.service lumbarest-journal-prune.service \
   systemd-networkd.service systemd-timesyncd.service
 in_root systemctl disable ssh.service ssh.socket 2>/dev/null || true
 in_root systemctl set-default graphical.target
@@ -74,8 +74,9 @@ dtc -q -@ -I dts -O dtb -o "$R/usr/lib/lumbarest/overlays/lumbarest-spi0.dtbo" "
 
 say "boot partition contents (config.txt, cmdline.txt, kernel, initrd, DTBs)"
 printf '' > "$R/etc/machine-id"
-# overlayroot reads /etc/overlayroot.conf from the real root at boot: the initramfs built by the
-# package triggers (with overlayroot's hook) needs no rebuild here.
+# overlayroot reads /etc/overlayroot.conf from the real root at boot.
+# Rebuilt for our hook (the data partition grows in the initramfs, image/rootfs/etc/initramfs-tools).
+in_root update-initramfs -u -k all
 in_root dpkg-reconfigure raspi-firmware
 install -D -m 0644 "$R/usr/lib/lumbarest/overlays/lumbarest-spi0.dtbo" "$R/boot/firmware/overlays/lumbarest-spi0.dtbo"
 

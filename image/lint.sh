@@ -31,8 +31,10 @@ else
   echo "systemd-analyze verify: ${#units[@]} units ok"
 fi
 
-scripts=(image/*.sh image/rootfs/usr/lib/lumbarest/*)
-if shellcheck -x -s bash image/*.sh && shellcheck -x image/rootfs/usr/lib/lumbarest/*; then
+sh_scripts=(image/rootfs/usr/lib/lumbarest/* image/rootfs/etc/initramfs-tools/hooks/*
+            image/rootfs/etc/initramfs-tools/scripts/*/*)
+scripts=(image/*.sh "${sh_scripts[@]}")
+if shellcheck -x -s bash image/*.sh && shellcheck -x "${sh_scripts[@]}"; then
   echo "shellcheck: ${#scripts[@]} scripts ok"
 else
   fail=1
