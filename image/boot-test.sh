@@ -105,6 +105,8 @@ for _, rest in find("LUMBAREST-BOOT-TEST root="):
 for _, rest in find("LUMBAREST-BOOT-TEST boot="):
     print("boot-test: boot=" + rest)
     check(rest.startswith("ro,") or rest.startswith("ro "), "/boot/firmware mounted read-only")
+    failed = [u for u in rest.split("failed=")[-1].strip().split(",") if u]
+    check(not failed, f"no failed units ({failed})")
 js = find("LUMBAREST-BOOT-TEST-JSON")
 state = None
 if js:

@@ -64,6 +64,11 @@ in_root systemctl enable lumbarest-appliance.service lumbarest-kiosk.service \
   systemd-networkd.service systemd-timesyncd.service
 in_root systemctl disable ssh.service ssh.socket 2>/dev/null || true
 in_root systemctl set-default graphical.target
+# The root is overlayroot's overlay, set up read-write by the initramfs, and overlayroot rewrites
+# the root line of /etc/fstab with the overlay's lowerdir/upperdir options. systemd-remount-fs
+# then runs "mount -o remount /" with them, which overlayfs refuses (exit 32): a failed unit on
+# every boot, with nothing for it to do here.
+in_root systemctl mask systemd-remount-fs.service
 
 say "firmware: root by label, SPI on, our overlay"
 sed -i -e 's/^#\?ROOTPART=.*/ROOTPART=LABEL=RASPIROOT/' -e 's/^#\?CMA=.*/CMA=0/' "$R/etc/default/raspi-firmware"
