@@ -135,7 +135,7 @@ PACKAGES=(
   # busybox: overlayroot's initramfs script needs grep, which initramfs-tools only has via busybox
   busybox
   # read-only root, data partition growth, watchdog, time, network for maintenance
-  overlayroot cloud-guest-utils fdisk e2fsprogs systemd-timesyncd ifupdown- openssh-server
+  overlayroot fdisk e2fsprogs systemd-timesyncd ifupdown- openssh-server
   # the app: Python 3.13 and Debian's Kivy / APScheduler
   python3 python3-venv python3-kivy python3-apscheduler python3-tzlocal
   # the kiosk session: cage (Wayland kiosk compositor) + Mesa (V3D on the Pi 4)
