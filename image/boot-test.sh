@@ -9,7 +9,8 @@
 # Environment: BOOT_TEST_TIMEOUT (seconds, default 600), IMG (image path),
 # BOOT_TEST_KIOSK=1: do not mask the kiosk, give the guest a virtio-gpu display, and also assert
 # that lumbarest-kiosk is active and connected to the appliance (cage + Kivy on Mesa's software
-# renderer; slow under TCG).
+# renderer; slow under TCG), and save a screenshot of the virtual display as
+# build/boot-test/kiosk-screen.png.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VERSION=$(sed -n 's/^version *= *"\(.*\)"/\1/p' pyproject.toml | head -1)
@@ -48,7 +49,8 @@ append="root=LABEL=RASPIROOT rw console=ttyAMA0 panic=-1 net.ifnames=0"
 append+=" systemd.wants=lumbarest-boot-test.service systemd.mask=serial-getty@ttyAMA0.service"
 display=()
 if [ "$KIOSK" = 1 ]; then
-  display=(-device virtio-gpu-pci -device virtio-tablet-pci)
+  # The monitor socket is for the screenshot of the kiosk (screendump) once it is connected.
+  display=(-device virtio-gpu-pci -device virtio-tablet-pci -monitor "unix:$T/monitor.sock,server,nowait")
 else
   append+=" systemd.mask=lumbarest-kiosk.service"
 fi
@@ -62,6 +64,17 @@ timeout --kill-after=10 "$TIMEOUT" qemu-system-aarch64 -M virt -cpu cortex-a72 -
   -drive if=none,file="$T/disk.img",format=raw,id=hd0 -device virtio-blk-pci,drive=hd0 \
   </dev/null 2>&1 | stdbuf -o0 tr '\r' '\n' | while IFS= read -r line; do
     [ -n "$line" ] && printf '%s %s\n' "$(date +%s.%N)" "$line"
+    # The guest reports the kiosk connected: take a picture of the virtual display while the
+    # guest is still printing its journal (cage keeps showing the UI until the power-off).
+    if [ "$KIOSK" = 1 ] && [[ $line == *"LUMBAREST-BOOT-TEST kiosk="* ]]; then
+      python3 - "$T/monitor.sock" "$PWD/$T/kiosk-screen.png" <<'PY' >&2 || true
+import socket, sys, time
+s = socket.socket(socket.AF_UNIX)
+s.connect(sys.argv[1])
+s.sendall(f"screendump {sys.argv[2]} -f png\n".encode())
+time.sleep(3)
+PY
+    fi
   done > "$T/console.log"
 rc=${PIPESTATUS[0]}
 set -e
@@ -133,6 +146,10 @@ if kiosk:
         check(fields.get("kiosk") == "active", f"lumbarest-kiosk active ({fields.get('kiosk')})")
         check(int(fields.get("ui_clients", "0") or 0) >= 1, f"kiosk connected to the appliance (ui_clients={fields.get('ui_clients')})")
         print(f"boot-test: kiosk connected {ts - t0:.1f} s after power-on")
+    import os
+    shot = os.path.join(os.path.dirname(log), "kiosk-screen.png")
+    print(f"boot-test: screenshot of the virtual display: {shot}" if os.path.exists(shot)
+          else "boot-test: no screenshot of the virtual display")
     for _, rest in find("LUMBAREST-BOOT-TEST-KIOSK"):
         print("  k " + rest)
 if not ok:
