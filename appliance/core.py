@@ -33,6 +33,7 @@ LOOP_STALL_S = 10.0
 CLINIC_KEYS = ("prewarm_enabled", "prewarm_time", "prewarm_weekdays", "prewarm_lead_min",
                "prewarm_hold_min", "selftest_time", "prune_time")
 TUNE_AMPLITUDE_C = 0.3
+TUNE_CAP_MARGIN_S = 60.0
 PREWARM_LEVEL = "low"
 
 def _int_in(low: int, high: int):
@@ -568,8 +569,12 @@ class Appliance:
         if self.mat_c is not None and self.mat_c > test_c - 5.0:
             raise CommandError(NOT_ALLOWED, "The mat is still warm; autotune needs it near room "
                                "temperature. Try again when it has cooled.", {"mat_c": self.mat_c})
+        # The run gives up a minute before the heating-time cap would trip: a mat too slow to
+        # tune is a result ("gave up"), not a latched fault that needs acknowledging.
+        cap_s = self.config.safety.max_heating_min * 60.0
         self._tuner = RelayAutotune(self.config.model, float(test_c), amplitude_c=TUNE_AMPLITUDE_C,
-                                    max_setpoint_c=self.config.safety.max_setpoint_c)
+                                    max_setpoint_c=self.config.safety.max_setpoint_c,
+                                    max_duration_s=max(cap_s - TUNE_CAP_MARGIN_S, cap_s / 2))
         self._tune_started_s = self.clock.monotonic()
         self._tune_ended = None
         self._record("audit", at=self.clock.wall(), role=by, action="tune.start",
@@ -599,7 +604,7 @@ class Appliance:
         status = {"active": self._tuning, "done": tuner.done, "ended": self._tune_ended,
                   "test_c": tuner.setpoint_c,
                   "elapsed_s": round(self.clock.monotonic() - self._tune_started_s, 1),
-                  "cycles": max(0, len(tuner._on_switches) - 1 - tuner.settle_cycles)}
+                  "cycles": tuner.measured_cycles}
         if tuner.done:
             status["relay"] = tuner.relay_data()
         return status

@@ -295,8 +295,7 @@ class RelayAutotune:
                 self._on_switches.append(now_s)
                 self._cycle_max = self._phase_max
                 self._phase_min = y
-        measured = len(self._on_switches) - 1 - self.settle_cycles
-        if measured >= self.cycles and len(self._extremes) > self.settle_cycles:
+        if self.measured_cycles >= self.cycles and len(self._extremes) > self.settle_cycles:
             self.done = True
         elif now_s - self._start_s >= self.max_duration_s:
             self.done = self.gave_up = True
@@ -308,6 +307,11 @@ class RelayAutotune:
             duty = 0.0
         self._duty = duty
         return duty
+
+    @property
+    def measured_cycles(self) -> int:
+        """Limit cycles completed after the discarded settling ones."""
+        return max(0, len(self._on_switches) - 1 - self.settle_cycles)
 
     def relay_data(self) -> dict:
         """Ultimate gain and period from the measured limit cycles (no fit; cheap)."""

@@ -58,6 +58,21 @@ def test_a_fault_ends_the_relay_test_and_the_heat(stack):
     assert core.duty == 0 and rig.mat.power_w == 0
 
 
+def test_a_run_longer_than_the_heating_cap_gives_up_before_the_cap_trips(stack):
+    # 10 minutes of heating in a row is too short for a relay test on a heavy, weak mat.
+    core, rig, clock, tick = stack({**WEAK_HEAVY, "safety": {"max_heating_min": 10.0}})
+    core.start_tune()
+    tick(9 * 60.0 - 2.0)
+    assert core.tune_status()["active"] and core.duty > 0
+    tick(4.0)
+    status = core.tune_status()
+    assert not status["active"] and status["ended"] == "gave up (no steady cycles)"
+    assert core.duty == 0 and rig.mat.power_w == 0
+    assert core.safety.latch.active == {}             # ended as a result, not as a fault
+    tick(120.0)
+    assert core.duty == 0 and core.safety.latch.active == {}
+
+
 def test_a_warm_mat_is_refused_and_stop_always_works(stack):
     core, rig, clock, tick = stack()
     core.start_session("standard", "high")
