@@ -659,6 +659,15 @@ class ApiServer:
                                               if locked else ""), data)
         return found
 
+    async def _require_pin(self, pin: str | None, needs: str, action: str, doing: str) -> str:
+        """The role behind a PIN good for ``needs`` (the service PIN also does what the clinic
+        PIN does); no PIN at all is ``-32003`` with ``{"needs": needs}``."""
+        if pin is None:
+            raise CommandError(errors.PIN_REQUIRED, f"{doing} needs the {needs} PIN.",
+                               {"needs": needs})
+        roles = ("service", "clinic") if needs == "clinic" else ("service",)
+        return await self._identify(pin, roles, action)
+
     def _audit(self, role: str, action: str, details: dict) -> None:
         try:
             self.appliance.history.audit(at=_now(), role=role, action=action, details=details)
@@ -704,13 +713,10 @@ class ApiServer:
 
     async def _settings_set(self, conn: _Client, pin: str | None, changes: dict) -> dict:
         from appliance.pins import valid_pin_format, MIN_LEN, MAX_LEN
-        if pin is None:
-            raise CommandError(errors.PIN_REQUIRED, "Changing settings needs the clinic PIN.",
-                               {"needs": "clinic"})
         if not changes:
             raise CommandError(errors.INVALID_PARAMS, "settings.set: 'changes' is empty",
                                {"param": "changes"})
-        role = await self._identify(pin, ("service", "clinic"), "settings.set")
+        role = await self._require_pin(pin, "clinic", "settings.set", "Changing settings")
         changes = dict(changes)
         new_pins = {}
         for key, pin_role in PIN_CHANGE_KEYS.items():
@@ -740,21 +746,12 @@ class ApiServer:
         return self.appliance.selftest()
 
     async def _prewarm_start(self, conn: _Client, minutes: float, pin: str | None) -> dict:
-        if pin is None:
-            raise CommandError(errors.PIN_REQUIRED, "Starting a pre-warm needs the clinic PIN.",
-                               {"needs": "clinic"})
-        role = await self._identify(pin, ("service", "clinic"), "prewarm.start")
+        role = await self._require_pin(pin, "clinic", "prewarm.start", "Starting a pre-warm")
         self.appliance.start_prewarm(minutes * 60, by=role)     # the core audits it
         return self._state()
 
-    async def _service_role(self, pin: str | None, action: str) -> str:
-        if pin is None:
-            raise CommandError(errors.PIN_REQUIRED, f"{action} needs the service PIN.",
-                               {"needs": "service"})
-        return await self._identify(pin, ("service",), action)
-
     async def _tune_start(self, conn: _Client, pin: str | None, test_c: float | None) -> dict:
-        role = await self._service_role(pin, "tune.start")
+        role = await self._require_pin(pin, "service", "tune.start", "Autotune")
         return self.appliance.start_tune(test_c, by=role)   # the core audits it
 
     async def _tune_result(self, conn: _Client) -> dict:
@@ -762,7 +759,7 @@ class ApiServer:
         return await asyncio.to_thread(self.appliance.tune_result)
 
     async def _tune_apply(self, conn: _Client, pin: str | None, confirm: bool) -> dict:
-        role = await self._service_role(pin, "tune.apply")
+        role = await self._require_pin(pin, "service", "tune.apply", "Using an autotune result")
         if not confirm:
             raise CommandError(errors.INVALID_PARAMS, "Nothing was written: confirm must be true.")
         await asyncio.to_thread(self.appliance.tune_result)   # the fit, cached by the tuner
