@@ -1,9 +1,11 @@
 """The safety rules as pure logic: samples in, verdicts out, time passed in."""
 
+import math
+
 import pytest
 
 from appliance.config import SafetyConfig
-from appliance.runaway import HeatingEffect
+from appliance.runaway import Envelope, ExcessHeat
 from appliance.safety import FaultLatch, Inputs, SafetySupervisor, SensorValidator
 from hw.rtd import RtdSample
 from hw.sim.plant import MatParams
@@ -90,24 +92,49 @@ def test_over_temperature_from_one_valid_reading():
     assert not verdict.heat_allowed
 
 
-def test_rule6_zero_duty_then_a_rise_is_a_stuck_ssr():
-    effect = HeatingEffect(CFG, MatParams())
-    t, temp, trips = 0.0, 40.0, []
-    while t < CFG.stuck_settle_s + CFG.stuck_window_s + 5 and not trips:
-        temp += 0.0005 if t < CFG.stuck_settle_s else 0.02 * 0.25  # 0.02 K/s once settled
-        trips = [c for c in effect._rule6(t, temp, 0.0) if c]
-        effect.balance.y_f = temp
-        t += 0.25
-    assert trips == ["heating_while_off"]
-    assert CFG.stuck_settle_s < t <= CFG.stuck_settle_s + CFG.stuck_window_s
+def _excess(readings, duty=0.0, setpoint_c=None, period_s=0.25):
+    """Feed ExcessHeat a reading function of time; returns the first trip time or None."""
+    check = ExcessHeat(CFG, Envelope.from_config(CFG))
+    t = 0.0
+    while t < 900.0:
+        if check.update(t, readings(t), duty, setpoint_c):
+            return t
+        t += period_s
+    return None
 
 
-def test_rule6_needs_duty_zero():
-    effect = HeatingEffect(CFG, MatParams())
-    effect.balance.y_f = 40.0
-    for i in range(800):
-        effect.balance.y_f += 0.01
-        assert effect._rule6(i * 0.25, 40.0, 0.2) == []
+def test_commanded_off_and_still_rising_above_body_temperature_is_a_stuck_ssr():
+    # 0.01 K/s, steadily: what a welded SSR does; a working mat's rise slows from the cut on.
+    tripped = _excess(lambda t: 37.0 + 0.01 * t)
+    assert tripped is not None and CFG.stuck_settle_s <= tripped <= CFG.stuck_settle_s + 10.0
+
+
+def test_the_elements_stored_heat_arriving_after_the_cut_is_not_a_fault():
+    # The surface rises 1.5 °C after the cut and levels off (time constant 60 s): stored heat.
+    assert _excess(lambda t: 38.0 + 1.5 * (1 - math.exp(-t / 60.0))) is None
+
+
+def test_a_patient_warming_a_cool_mat_is_not_a_fault():
+    # A body at 36 °C on a 30 °C mat, heater off: the mat rises towards 36, never above 36.5.
+    assert _excess(lambda t: 36.0 - 6.0 * math.exp(-t / 200.0)) is None
+
+
+def test_rising_well_above_the_setpoint_with_the_heater_off_trips_early():
+    tripped = _excess(lambda t: 41.1 + 0.01 * t, setpoint_c=40.0)
+    assert tripped is not None and tripped <= CFG.stuck_window_s + CFG.balance_confirm_s + 0.5
+
+
+def test_excess_check_needs_the_heater_commanded_off():
+    assert _excess(lambda t: 37.0 + 0.01 * t, duty=0.2) is None
+
+
+def test_fall_bound_covers_the_coldest_room_and_heaviest_patient():
+    env = Envelope.from_config(CFG)
+    model = MatParams()
+    # At 40 °C: 1.4 × 1.5 W/K × 25 K + 6 W/K × 8 K over 0.6 × 1200 J/K.
+    assert env.max_fall_c_per_s(model, 40.0) == pytest.approx((2.1 * 25 + 48) / 720)
+    # A detached sensor relaxing to a 15 °C room (60 s) falls faster than that at 40 °C.
+    assert 25 / 60 > env.max_fall_c_per_s(model, 40.0)
 
 
 def test_ui_rule_counts_only_while_heat_is_wanted():
