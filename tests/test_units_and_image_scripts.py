@@ -207,8 +207,13 @@ def test_system_drop_ins():
     assert seconds(one(journald, "SyncIntervalSec")) >= 60
     assert one(journald, "SystemMaxUse").endswith("M") and int(one(journald, "SystemMaxUse")[:-1]) <= 256
     manager = parse_unit(SYSTEMD / "system.conf.d/lumbarest-watchdog.conf")["Manager"]
-    # bcm2835_wdt cannot count beyond ~15 s.
+    # bcm2835_wdt takes at most 15 s: the kernel refuses a longer timeout, which would leave that
+    # phase (running, rebooting, kexec) unguarded. Every watchdog setting must be set and fit.
     assert 1 <= seconds(one(manager, "RuntimeWatchdogSec")) <= 15
+    assert 1 <= seconds(one(manager, "RebootWatchdogSec")) <= 15
+    for key, values in manager.items():
+        if "Watchdog" in key and key != "WatchdogDevice":
+            assert all(1 <= seconds(v) <= 15 for v in values), (key, values)
 
 
 # --- the image's configuration ---------------------------------------------------------------
