@@ -35,6 +35,7 @@ class SafetyConfig:
     bad_reads_to_trip: int = field(default=3, metadata=_num(1, 10, integer=True))
     stale_s: float = field(default=2.0, metadata=_num(0.5, 10.0))
     frozen_s: float = field(default=10.0, metadata=_num(3.0, 120.0))
+    frozen_steps: float = field(default=5.0, metadata=_num(2.0, 50.0))
     runaway_window_s: float = field(default=180.0, metadata=_num(20.0, 600.0))
     runaway_min_rise_c: float = field(default=0.3, metadata=_num(0.05, 5.0))
     runaway_min_duty: float = field(default=0.5, metadata=_num(0.2, 1.0))
@@ -90,6 +91,9 @@ class HardwareConfig:
     rtd_ref_ohm: float = field(default=430.0, metadata=_num(100.0, 10000.0))
     rtd_wires: int = field(default=3, metadata={"choices": (2, 3, 4)})
     mains_hz: int = field(default=50, metadata={"choices": (50, 60)})
+    # The MAX31865's fault-detection cycle proves the converter alive this often (a quiet chip
+    # repeats one code at a steady mat); at most 10 s keeps a stopped converter caught in 15 s.
+    rtd_probe_period_s: float = field(default=5.0, metadata=_num(1.0, 10.0))
 
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")

@@ -5,6 +5,7 @@ Both paths construct the *same* driver classes (:class:`hw.heater.Heater`,
 """
 
 import logging
+import time
 
 from appliance.config import Config
 from appliance.core import Devices
@@ -14,7 +15,7 @@ from hw.rtd import RtdSensor
 log = logging.getLogger(__name__)
 
 
-def _drivers(config: Config, spi, cs, pin_factory, faults: list[str]):
+def _drivers(config: Config, spi, cs, pin_factory, faults: list[str], clock=time):
     hw = config.hardware
     sensor = heater = heartbeat = None
     if spi is None:
@@ -23,7 +24,8 @@ def _drivers(config: Config, spi, cs, pin_factory, faults: list[str]):
         try:
             sensor = RtdSensor(spi, cs, nominal_ohm=hw.rtd_nominal_ohm,
                                ref_resistor_ohm=hw.rtd_ref_ohm, wires=hw.rtd_wires,
-                               mains_hz=hw.mains_hz)
+                               mains_hz=hw.mains_hz, probe_period_s=hw.rtd_probe_period_s,
+                               clock=clock)
         except Exception as exc:  # noqa: BLE001 - no sensor means no heat, not no appliance
             log.error("temperature sensor unavailable: %s", exc)
             faults.append("sensor_missing")
@@ -49,7 +51,7 @@ def build_simulated(config: Config, clock, *, seed: int = 0) -> Devices:
                        relay_active_high=hw.relay_active_high, nominal_ohm=hw.rtd_nominal_ohm,
                        ref_resistor_ohm=hw.rtd_ref_ohm, seed=seed)
     faults: list[str] = []
-    sensor, heater, heartbeat = _drivers(config, rig.spi, rig.cs, rig.pin_factory, faults)
+    sensor, heater, heartbeat = _drivers(config, rig.spi, rig.cs, rig.pin_factory, faults, clock)
     return Devices(heater, sensor, heartbeat, rig, faults)
 
 
