@@ -310,7 +310,23 @@ def from_dict(data: dict, source: str = "configuration") -> Config:
         check_prewarm_plan(clinic.prewarm_time, clinic.prewarm_lead_min, clinic.prewarm_hold_min,
                            config.safety.max_heating_min, f"{source}: [clinic]")
     _check_panel_pins(config, source)
+    _check_active_high(config, source)
     return config
+
+
+def _check_active_high(config: Config, source: str) -> None:
+    """On the Pi the SSR and relay lines are active-high (hw/README.md). lgpio starts PWM with
+    the line low and applies the first duty a period later, and every line is low at reset, on
+    release and through its pull-down: with an active-low SSR or relay each of those moments
+    would mean heat."""
+    if config.mode != "hardware":
+        return
+    for key in ("heater_active_high", "relay_active_high"):
+        if not getattr(config.hardware, key):
+            raise _fail(source, f"hardware.{key}", False,
+                        "the SSR and relay must be driven active-high on the Pi (a low line, as "
+                        "at reset, on release and through the pull-down, must mean off; see "
+                        "hw/README.md)")
 
 
 def _check_panel_pins(config: Config, source: str) -> None:

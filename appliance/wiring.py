@@ -70,9 +70,12 @@ def build_hardware(config: Config) -> Devices:
 
 
 def output_pins(config: Config) -> list[tuple[int, bool]]:
-    """Every output whose off level matters, for ``--failsafe-off``."""
+    """Every output whose off level matters, for ``--failsafe-off``: the SSR, the relay and the
+    heartbeat gate's input (a heartbeat held low lets the gate open)."""
     hw = config.hardware
     pins = [(hw.heater_pin, hw.heater_active_high)]
     if hw.relay_pin is not None:
         pins.append((hw.relay_pin, hw.relay_active_high))
+    if hw.heartbeat_pin is not None:
+        pins.append((hw.heartbeat_pin, True))
     return pins
