@@ -98,3 +98,93 @@ def test_active_low_outputs_are_refused_in_hardware_mode(key):
     with pytest.raises(ConfigError, match=key):
         from_dict({"mode": "hardware", "hardware": {key: False}})
     assert not getattr(from_dict({"mode": "simulation", "hardware": {key: False}}).hardware, key)
+
+
+# -- which Pi is this (gpiozero's lgpio factory needs the revision) ------------------------------
+
+def device_tree(tmp_path, *, revision: bytes | None = None, model: str | None = None):
+    root = tmp_path / "device-tree"
+    (root / "system").mkdir(parents=True)
+    if revision is not None:
+        (root / "system" / "linux,revision").write_bytes(revision)
+    if model is not None:
+        (root / "model").write_bytes(model.encode() + b"\0")
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nBogoMIPS\t: 108.00\nFeatures\t: fp asimd\n")  # arm64: no Revision
+    return root, cpuinfo
+
+
+def test_gpiozero_itself_gives_up_without_the_revision_file(tmp_path, monkeypatch):
+    """What the issue saw: gpiozero's own lookup reads fixed paths and raises PinUnknownPi on an
+    arm64 kernel whose device tree lacks the node (its /proc/cpuinfo has no Revision line)."""
+    import errno
+    import io
+
+    from gpiozero.exc import PinUnknownPi
+    from gpiozero.pins import local
+
+    _, cpuinfo = device_tree(tmp_path, model="Raspberry Pi 4 Model B Rev 1.5")
+    real_open = io.open
+
+    def pi_without_node(path, *args, **kwargs):
+        if path.startswith("/proc/device-tree/"):
+            raise FileNotFoundError(errno.ENOENT, "No such file or directory", path)
+        return real_open(cpuinfo if path == "/proc/cpuinfo" else path, *args, **kwargs)
+
+    monkeypatch.setattr(io, "open", pi_without_node)
+    with pytest.raises(PinUnknownPi):
+        local.get_pi_revision()
+
+
+def test_revision_from_the_device_tree(tmp_path):
+    from gpiozero.pins.mock import MockFactory
+
+    from hw.gpio import make_pin_factory
+
+    root, cpuinfo = device_tree(tmp_path, revision=bytes.fromhex("00c03114"), model="whatever")
+    factory = make_pin_factory(device_tree=root, cpuinfo=cpuinfo, factory_class=MockFactory)
+    assert factory.board_info.revision == "c03114" and factory.board_info.model == "4B"
+    assert factory.revision_source.endswith("system/linux,revision")
+
+
+@pytest.mark.parametrize("model, expected", [
+    ("Raspberry Pi 4 Model B Rev 1.5", "4B"), ("Raspberry Pi 3 Model B Plus Rev 1.3", "3B+"),
+    ("Raspberry Pi 3 Model B Rev 1.2", "3B"), ("Raspberry Pi 400 Rev 1.0", "400"),
+    ("Raspberry Pi Compute Module 4 Rev 1.0", "CM4"), ("Raspberry Pi Zero 2 W Rev 1.0", "Zero2W"),
+])
+def test_without_the_revision_file_the_model_name_identifies_the_board(tmp_path, model, expected):
+    from gpiozero import OutputDevice
+    from gpiozero.pins.mock import MockFactory
+
+    from hw.gpio import make_pin_factory
+
+    root, cpuinfo = device_tree(tmp_path, model=model)
+    factory = make_pin_factory(device_tree=root, cpuinfo=cpuinfo, factory_class=MockFactory)
+    assert factory.board_info.model == expected and "model" in factory.revision_source
+    OutputDevice(23, pin_factory=factory).close()     # the header layout has GPIO23
+
+
+def test_an_unknown_board_is_a_clear_fault_naming_the_file(tmp_path, monkeypatch, capsys):
+    import appliance.wiring as wiring
+    from hw.gpio import PiRevisionUnknown, make_pin_factory
+
+    root, cpuinfo = device_tree(tmp_path, model="Some Other Board")
+    with pytest.raises(PiRevisionUnknown, match=r"system/linux,revision is missing"):
+        make_pin_factory(device_tree=root, cpuinfo=cpuinfo)
+
+    def unknown():
+        return make_pin_factory(device_tree=root, cpuinfo=cpuinfo)
+
+    monkeypatch.setattr(wiring, "pin_factory_for_hardware", unknown)
+    monkeypatch.setattr("appliance.main.pin_factory_for_hardware", unknown)
+    config = from_dict({"mode": "hardware"})
+    devices = wiring.build_hardware(config)     # on this PC the SPI bus is missing too
+    assert devices.heater is None and "output_missing" in devices.startup_faults
+    assert "linux,revision" in devices.startup_notes["output_missing"]["error"]
+    clock = VirtualClock()
+    from appliance.core import Appliance
+    core = Appliance(config, devices, clock)
+    fault = core.safety.latch.active["output_missing"]
+    assert "linux,revision" in fault.readings["error"] and not core.heating
+    assert run_failsafe_off(config) == 1
+    assert "linux,revision" in capsys.readouterr().err
