@@ -239,6 +239,10 @@ class RtdSensor:
             return RtdSample(None, None, None, error="spi_error")
         return RtdSample(ohms_to_celsius(ohms, self.nominal_ohm), ohms, code)
 
+    def registers(self) -> tuple[int, int]:
+        """``(configuration, fault status)`` as the chip reports them now. Raises ``OSError``."""
+        return self._driver._read_u8(_REG_CONFIG), self._driver.fault_status()
+
     def fault_detection(self) -> tuple[str, ...]:
         """Run the chip's fault-detection cycle (self-test); return the faults found.
 
