@@ -253,7 +253,7 @@ def run_in_appliance(core) -> list[Check]:
     else:
         checks += [check_spidev(), check_blinka()]
         heater = core.devices.heater
-        factory = getattr(getattr(heater, "_ssr", None), "pin_factory", None)
+        factory = heater.pin_factory if heater is not None else None
         if factory is None:
             checks.append(Check("pin factory", False, "the heater pins are not available",
                                 "see the output_missing alarm: it names what is missing"))

@@ -75,6 +75,11 @@ class Heater:
         self.relay_cycles = 0
 
     @property
+    def pin_factory(self):
+        """The gpiozero pin factory the outputs use."""
+        return self._ssr.pin_factory
+
+    @property
     def has_relay(self) -> bool:
         return self._relay is not None
 
