@@ -74,6 +74,7 @@ class Devices:
     heartbeat: object | None = None
     rig: object | None = None                     # simulation only
     startup_faults: list[str] = field(default_factory=list)
+    startup_notes: dict[str, dict] = field(default_factory=dict)   # code -> what went wrong
 
 
 @dataclass
@@ -153,7 +154,7 @@ class Appliance:
         self._heater_off()
         self._load_persisted_settings()
         for code in devices.startup_faults:
-            self._trip(code, now, {"startup": True})
+            self._trip(code, now, {"startup": True, **devices.startup_notes.get(code, {})})
         self._startup_selftest(now)
         self._mark_interrupted()
 

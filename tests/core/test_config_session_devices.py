@@ -162,10 +162,11 @@ def test_failsafe_off_drives_both_pins_to_their_off_level(factory):
         p = factory.pin(pin)
         p.function = "output"
         p.state = 1
-    before = {pin: len(factory.pin(pin).states) for pin in (23, 24)}
+    pins = {pin: factory.pin(pin) for pin in (23, 24)}
+    before = {pin: len(p.states) for pin, p in pins.items()}
     assert run_failsafe_off(config, pin_factory=factory) == 0
-    for pin in (23, 24):
-        driven = [s.state for s in factory.pin(pin).states[before[pin]:]]
+    for pin, p in pins.items():
+        driven = [s.state for s in p.states[before[pin]:]]
         assert driven and driven[0] == 0 and 1 not in driven
 
 

@@ -20,7 +20,7 @@ CASES = [  # fault, expected code, detection deadline (s), max surface (°C)
     ("ovuv", "ovuv", 1.0, 41.0),
     ("spi_error", "spi_error", 1.0, 41.0),
     ("loop_stall", "loop_stall", 1.0, 41.0),
-    ("stale", "sensor_frozen", 15.0, 41.0),
+    ("stale", "sensor_stale", 15.0, 41.0),
     ("heater_open", "no_heating_effect", 90.0, 41.0),
     ("sensor_detached", "sensor_detached", 90.0, 41.0),
     ("ssr_stuck_on", "heating_while_off", 120.0, 42.0),
@@ -134,3 +134,25 @@ def test_ui_loss_stops_heat_until_a_person_acknowledges():
     assert all(row[4] == 0.0 for row in between)  # reconnecting alone brings no heat back
     assert any(row[4] > 0 for row in trace_after(runner, 721.0))
     assert result["outcome"] == "running"
+
+
+@pytest.mark.parametrize("noise_c", [0.0, 0.01])
+def test_a_quiet_sensor_never_trips_at_session_start_or_at_the_setpoint(noise_c):
+    """A real MAX31865 can repeat one code for many seconds: with no noise at all the reference
+    mat used to trip sensor_frozen 10 s into every session (issue 15)."""
+    result, runner = run(scenario(duration_s=1860, program="standard", plant={"sensor_noise_c": noise_c}))
+    assert result["faults"] == [] and result["outcome"] == "completed"
+    codes = [row for row in runner.trace if row[0] >= 900.0]
+    assert codes, "the steady part of the session is in the trace"
+
+
+@pytest.mark.parametrize("inject_s", [5.0, 600.0])
+def test_a_stopped_quiet_converter_is_caught_within_15_s(inject_s):
+    """At a steady mat a quiet working chip and a stopped one give the same constant code; the
+    liveness probe (fault-detection cycle every rtd_probe_period_s) tells them apart."""
+    result, runner = run(scenario(events=[fault_at(inject_s, "stale")], plant={"sensor_noise_c": 0.0}))
+    assert [f["code"] for f in result["faults"]] == ["sensor_stale"]
+    trip = result["faults"][0]
+    assert 0 <= trip["detected_at_s"] - inject_s <= 5.0 + 0.75 + PERIOD_S
+    assert trip["heater_off_at_s"] <= trip["detected_at_s"] + PERIOD_S
+    assert not any(row[5] for row in trace_after(runner, trip["detected_at_s"] + PERIOD_S))
