@@ -215,7 +215,8 @@ class ScreenshotApp(KioskApp):
         self.busy = False
         self.pins = {"clinic": logic.PinEntry(), "service": logic.PinEntry()}
         self.dismissed = None
-        self.selftest = None
+        for screen in self.screens.values():
+            screen.forget()
         self.trend.reset()
         if self.overlay.parent is not None:
             self.root_widget.remove_widget(self.overlay)
@@ -254,17 +255,20 @@ class ScreenshotApp(KioskApp):
         entry.digits = digits
         if wrong:
             entry.rejected(now(), wrong)
-        self.settings = copy.deepcopy(SETTINGS)
-        self.settings_edit = copy.deepcopy(SETTINGS)
-        self.settings_edit["levels"]["high"] = 39.5
-        self.keyboard_text = "Room 4 West"
-        self.keyboard_upper = False
-        self.history_tab = tab
-        self.history_sessions = list(HISTORY)
-        self.history_faults = list(FAULTS)
-        self.history_sel = HISTORY[0]
-        self.history_trace = [[p[0], p[1], p[2]] for p in trend(30, 38.0)]
-        self.selftest = selftest
+        settings = self.screens["settings"]
+        settings.settings = copy.deepcopy(SETTINGS)
+        settings.settings_edit = copy.deepcopy(SETTINGS)
+        settings.settings_edit["levels"]["high"] = 39.5
+        keyboard = self.screens["keyboard"]
+        keyboard.keyboard_text = "Room 4 West"
+        keyboard.keyboard_upper = False
+        history = self.screens["history"]
+        history.history_tab = tab
+        history.history_sessions = list(HISTORY)
+        history.history_faults = list(FAULTS)
+        history.history_sel = HISTORY[0]
+        history.history_trace = [[p[0], p[1], p[2]] for p in trend(30, 38.0)]
+        self.screens["service"].selftest = selftest
         if say:
             self.say(*say, seconds=60)
         self.staff = screen

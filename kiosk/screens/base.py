@@ -1,0 +1,154 @@
+"""What every screen shares: the window's sizes, the :class:`KScreen` base class and small
+formatting helpers.
+
+A screen module holds one :class:`KScreen` subclass (sometimes a helper screen next to it, like
+the settings keyboard). The screen owns its layout (:meth:`KScreen.build`), its update from the
+app's state (:meth:`KScreen.refresh`), the data it loads (:meth:`KScreen.enter`,
+:meth:`KScreen.forget`) and the requests its buttons send (methods that call ``self.app.call``).
+The app only connects, routes and shows alarms; see ``docs/ui.md`` for how to add a screen.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+
+from kivy.uix.boxlayout import BoxLayout
+from kivy.uix.screenmanager import Screen
+
+from kiosk import logic
+from kiosk.i18n import _
+from kiosk.widgets import BG, Fill, button, label
+
+DONE_TIMEOUT_S = 60.0
+
+
+def now() -> float:
+    return time.monotonic()
+
+
+def first(row: dict, *keys, default=None):
+    for key in keys:
+        if row.get(key) is not None:
+            return row[key]
+    return default
+
+
+def fmt_when(value) -> str:
+    """A wall-clock time from the history ('2026-11-26T10:15:02+00:00' or epoch seconds)."""
+    if value is None:
+        return logic.DASH
+    try:
+        if isinstance(value, (int, float)):
+            dt = datetime.fromtimestamp(value)
+        else:
+            dt = datetime.fromisoformat(str(value))
+            if dt.tzinfo is not None:
+                dt = dt.astimezone()
+        return dt.strftime("%d.%m. %H:%M")
+    except (ValueError, OSError, OverflowError):
+        return str(value)[:16]
+
+
+def alarm_title(code: str) -> str:
+    """The plain-words title of a fault code, from the appliance's alarm catalogue."""
+    try:
+        from appliance.alarms import CATALOGUE
+    except ImportError:
+        return code
+    spec = CATALOGUE.get(code)
+    return _(spec.title) if spec else code
+
+
+class Sizes:
+    """Type and element sizes for the window: ``u`` = 1 on 800x480, 1.5 on 1280x720 / 720x1280."""
+
+    def __init__(self, width: float, height: float):
+        self.w, self.h = width, height
+        self.portrait = height > width
+        self.u = min(max(width, height) / 800.0, min(width, height) / 480.0)
+        u = self.u
+        self.huge = 84 * u
+        self.big = 38 * u
+        self.large = 30 * u
+        self.normal = 24 * u
+        self.small = 20 * u
+        self.bar = 64 * u
+        self.target = 64 * u
+        self.gap = 8 * u
+
+
+class KScreen(Screen):
+    """A screen built from the app's sizes and refreshed from its model.
+
+    Class attributes a screen sets:
+
+    ``role``
+        ``None`` for a screen anyone sees (home, session, ...), ``"clinic"`` or ``"service"``
+        for a staff screen: :meth:`KioskApp.open_staff` asks for that PIN first.
+    """
+
+    role: str | None = None
+
+    def __init__(self, app, **kwargs):
+        super().__init__(**kwargs)
+        self.app = app
+        self.built_for = None
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    def invalidate(self):
+        """Build again before the next time this screen is shown (saves memory and start time:
+        screens nobody opens are never built)."""
+        self.built_for = None
+
+    def release(self):
+        """Drop the widgets (and with them their textures) of a screen that was left; it is
+        built again when it is next shown."""
+        if self.built_for is not None:
+            self.clear_widgets()
+            self.built_for = None
+
+    def ensure_built(self):
+        if self.built_for != self.app.build_key():
+            self.rebuild()
+
+    def rebuild(self):
+        self.built_for = self.app.build_key()
+        self.clear_widgets()
+        self.s = self.app.sizes
+        root = Fill(bg=list(BG))
+        self.body = BoxLayout(orientation="vertical", padding=self.s.gap, spacing=self.s.gap)
+        root.add_widget(self.body)
+        self.add_widget(root)
+        self.build()
+        self.refresh()
+
+    def enter(self):
+        """A staff screen is opened (after its PIN): load what it shows."""
+
+    def forget(self):
+        """Staff left: drop loaded data so the next visit starts fresh."""
+
+    # -- layout ---------------------------------------------------------------------------------
+
+    def build(self):
+        pass
+
+    def refresh(self):
+        pass
+
+    def top_bar(self, title: str, back: bool = False, extra=()):
+        s = self.s
+        bar = BoxLayout(size_hint_y=None, height=s.bar, spacing=s.gap)
+        if back:
+            bar.add_widget(button(_("Back"), self.app.leave_staff, s.normal,
+                                  size_hint_x=None, width=max(s.target * 1.8, 120 * s.u),
+                                  wrap=False))
+        self.title_label = label(title, s.large, halign="left", wrap=True, max_lines=2,
+                                 ellipsize=True, min_font=16 * s.u)
+        bar.add_widget(self.title_label)
+        for widget in extra:
+            bar.add_widget(widget)
+        self.body.add_widget(bar)
+        return bar
