@@ -382,7 +382,7 @@ class KioskApp(App):
         """Open a staff screen, asking for its role's PIN first unless given in this visit."""
         self.dimmer.touch(now())
         role = self.screens[target].role or "clinic"
-        if self.auth.get(role):
+        if self.staff_pin(role):
             self._enter_staff(target)
             return
         self.pin_role = role
@@ -396,6 +396,11 @@ class KioskApp(App):
         """The appliance accepted ``pin`` for ``role``: go on to the screen it was asked for."""
         self.auth[role] = pin
         self._enter_staff(self.staff_target or "home")
+
+    def staff_pin(self, role: str) -> str | None:
+        """The PIN given in this visit that is good for ``role`` (the service PIN also does what
+        the clinic PIN does, as in the appliance)."""
+        return self.auth.get(role) or (self.auth.get("service") if role == "clinic" else None)
 
     def leave_staff(self):
         self.staff = None

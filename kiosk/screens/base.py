@@ -18,7 +18,7 @@ from kivy.uix.screenmanager import Screen
 
 from kiosk import logic
 from kiosk.i18n import _
-from kiosk.widgets import BG, Fill, button, label
+from kiosk.widgets import BG, PANEL, Fill, button, label
 
 DONE_TIMEOUT_S = 60.0
 
@@ -152,3 +152,33 @@ class KScreen(Screen):
             bar.add_widget(widget)
         self.body.add_widget(bar)
         return bar
+
+    def nav_row(self, entries):
+        """A row of buttons to other staff screens: ``[(text, screen name), ...]``."""
+        s = self.s
+        row = BoxLayout(size_hint_y=None, height=s.target, spacing=s.gap)
+        for text, name in entries:
+            row.add_widget(button(text, (lambda n=name: self.app.open_staff(n)), s.small,
+                                  min_font=12))
+        self.body.add_widget(row)
+        return row
+
+    def form_row(self, text):
+        """One line of a form: its words on the left; add the controls to the returned row."""
+        s = self.s
+        row = BoxLayout(size_hint_y=None, height=s.target * 1.1, spacing=s.gap)
+        row.add_widget(label(text, s.normal, halign="left", wrap=True, max_lines=2,
+                             size_hint_x=1.3 if not s.portrait else 1.1))
+        return row
+
+    def stepper_row(self, text, on_step):
+        """``text  [−] value [+]``; ``on_step(-1 or +1)``. Returns (row, value label)."""
+        s = self.s
+        row = self.form_row(text)
+        row.add_widget(button("\u2212", (lambda: on_step(-1)), s.big,
+                              size_hint_x=None, width=s.target * 1.2, wrap=False))
+        value = label("", s.large, wrap=False, bg=list(PANEL))
+        row.add_widget(value)
+        row.add_widget(button("+", (lambda: on_step(+1)), s.big,
+                              size_hint_x=None, width=s.target * 1.2, wrap=False))
+        return row, value

@@ -8,7 +8,8 @@ from kivy.uix.gridlayout import GridLayout
 from kiosk import logic
 from kiosk.i18n import _
 from kiosk.screens.base import KScreen
-from kiosk.widgets import GREEN, HEAT, MUTED, RED, button, label
+from kiosk.screens.maintenance import reminder_words
+from kiosk.widgets import GREEN, HEAT, MUTED, PANEL_HI, RED, TARGET, button, label
 
 #: the staff screens reached from Home (clinic profile), in button order
 STAFF_NAV = ("history", "settings", "service")
@@ -75,8 +76,9 @@ class HomeScreen(KScreen):
                         spacing=s.gap)
         self.start = button(_("Start"), self.start_session, s.big, fill=GREEN)
         row.add_widget(self.start)
-        # a pre-warm heats the mat without a session: anyone may stop it (no PIN)
-        self.prewarm_btn = button(_("Stop warming"), self.stop_prewarm, s.normal, fill=RED,
+        # a pre-warm heats the mat without a session: anyone may stop it (no PIN); on the
+        # clinic panel the same place starts one (clinic PIN)
+        self.prewarm_btn = button(_("Stop warming"), self.prewarm_action, s.normal, fill=RED,
                                   size_hint_x=None, width=0, opacity=0, disabled=True)
         row.add_widget(self.prewarm_btn)
         self.start_row = row
@@ -102,11 +104,26 @@ class HomeScreen(KScreen):
             self.heading.color = HEAT
             self.prewarm_btn.opacity, self.prewarm_btn.disabled = 1, False
             self.prewarm_btn.width = self.start_row.width * 0.35
+            self.prewarm_btn.text, self.prewarm_btn.fill = _("Stop warming"), list(RED)
+        elif app.profile == "clinic":
+            self.heading.text = _("Choose a program")
+            self.heading.color = MUTED
+            self.prewarm_btn.opacity = 1
+            self.prewarm_btn.disabled = not app.live() or state.get("ready") is False
+            self.prewarm_btn.width = self.start_row.width * 0.35
+            self.prewarm_btn.text, self.prewarm_btn.fill = _("Warm the mat now"), list(PANEL_HI)
         else:
             self.heading.text = _("Choose a program")
             self.heading.color = MUTED
             self.prewarm_btn.opacity, self.prewarm_btn.disabled = 0, True
             self.prewarm_btn.width = 0
+        self.msg.color = (1, 0.85, 0.5, 1)
+        if not self.msg.text and app.profile == "clinic" and state.get("reminders"):
+            # maintenance for staff: Home only, so never over a session
+            titles = [reminder_words(r)[0] for r in state["reminders"] if isinstance(r, dict)]
+            self.msg.text = _("Maintenance: {what} (Service › Maintenance)").format(
+                what="; ".join(titles))
+            self.msg.color = TARGET
         if state.get("ready") is False:      # the appliance's start-up self-test is running
             self.start.text = _("Please wait\u2026")
             self.start.disabled = True
@@ -145,6 +162,13 @@ class HomeScreen(KScreen):
         if isinstance(state, dict) and "session" in state:
             app.on_state(state, app.meta)
         app.route()
+
+    def prewarm_action(self):
+        prewarm = (self.app.state or {}).get("prewarm")
+        if isinstance(prewarm, dict) and prewarm.get("active"):
+            self.stop_prewarm()
+        elif self.app.profile == "clinic":
+            self.app.open_staff("warm")
 
     def stop_prewarm(self):
         self.app.call("prewarm.stop", None, self.app.done, self.app.failed("home"))

@@ -43,6 +43,8 @@ class ServiceScreen(KScreen):
         self.msg = label("", s.small, wrap=True, color=(1, 0.85, 0.5, 1), size_hint_y=None,
                          height=30 * s.u)
         self.body.add_widget(self.msg)
+        self.nav_row([(_("Calibrate"), "calibrate"), (_("Maintenance"), "maintenance"),
+                      (_("Audit log"), "audit"), (_("PINs"), "pins")])
         main = BoxLayout(orientation="vertical" if s.portrait else "horizontal", spacing=s.gap)
         grid = GridLayout(cols=2, spacing=s.gap * 0.5)
         self.fields = {}

@@ -60,6 +60,7 @@ class SettingsScreen(KScreen):
         self.msg = label("", s.normal, wrap=True, color=(1, 0.85, 0.5, 1), size_hint_y=None,
                          height=34 * s.u)
         self.body.add_widget(self.msg)
+        self.nav_row([(_("Schedules"), "schedules"), (_("PINs"), "pins")])
         rows = GridLayout(cols=1, spacing=s.gap, size_hint_y=None)
         rows.bind(minimum_height=rows.setter("height"))
         self.values = {}
@@ -95,22 +96,11 @@ class SettingsScreen(KScreen):
         self.body.add_widget(scroll(rows))
 
     def row(self, text):
-        s = self.s
-        row = BoxLayout(size_hint_y=None, height=s.target * 1.1, spacing=s.gap)
-        row.add_widget(label(text, s.normal, halign="left", wrap=True, max_lines=2,
-                             size_hint_x=1.3 if not self.s.portrait else 1.1))
-        return row
+        return self.form_row(text)
 
     def stepper(self, key, text):
-        s = self.s
-        row = self.row(text)
-        row.add_widget(button("\u2212", (lambda: self.step_setting(key, -1)), s.big,
-                              size_hint_x=None, width=s.target * 1.2, wrap=False))
-        value = label("", s.large, wrap=False, bg=list(PANEL))
+        row, value = self.stepper_row(text, lambda direction: self.step_setting(key, direction))
         self.values[key] = value
-        row.add_widget(value)
-        row.add_widget(button("+", (lambda: self.step_setting(key, +1)), s.big,
-                              size_hint_x=None, width=s.target * 1.2, wrap=False))
         return row
 
     def refresh(self):
@@ -134,7 +124,7 @@ class SettingsScreen(KScreen):
         default_pin = ((self.settings or {}).get("pins_default") or {}).get("clinic")
         self.msg.text = app.message_for("settings") or (
             _("Loading\u2026") if self.settings is None else
-            _("The clinic PIN is still the factory PIN. Ask service to change it.")
+            _("The clinic PIN is still the factory PIN. Change it under PINs.")
             if default_pin else "")
 
     # -- data and requests ----------------------------------------------------------------------
@@ -188,7 +178,7 @@ class SettingsScreen(KScreen):
         if not changes or app.busy:
             return
         app.busy = True
-        app.call("settings.set", {"pin": app.auth.get("clinic") or "", "changes": changes},
+        app.call("settings.set", {"pin": app.staff_pin("clinic") or "", "changes": changes},
                  self._settings_saved, self._settings_failed)
         app.route()
 
