@@ -146,6 +146,7 @@ class CalibrateScreen(KScreen):
         else:
             self.action_btn.text, self.action_btn.fill = _("Start calibration"), list(GREEN)
         self.action_btn.disabled = app.busy or phase == "result"
+        self.action_btn.opacity = 0 if phase == "result" else 1
         self.msg.text = app.message_for("calibrate")
         self.msg.color = (1, 0.85, 0.5, 1) if self.msg.text else MUTED
 

@@ -72,8 +72,9 @@ class HomeScreen(KScreen):
         self.body.add_widget(grid)
         self.msg = label("", s.small, wrap=True, color=(1, 0.85, 0.5, 1))
         self.body.add_widget(self.msg)
-        row = BoxLayout(size_hint_y=None, height=(130 if s.portrait else 80) * s.u,
-                        spacing=s.gap)
+        # clinic portrait: a lower Start row leaves a line for the maintenance notice
+        row = BoxLayout(size_hint_y=None, spacing=s.gap,
+                        height=((100 if clinic else 130) if s.portrait else 80) * s.u)
         self.start = button(_("Start"), self.start_session, s.big, fill=GREEN)
         row.add_widget(self.start)
         # a pre-warm heats the mat without a session: anyone may stop it (no PIN); on the
