@@ -40,7 +40,7 @@ class PinsScreen(KScreen):
         tabs.add_widget(self.tab_clinic)
         tabs.add_widget(self.tab_service)
         left.add_widget(tabs)
-        self.prompt = label("", s.normal, wrap=True, max_lines=2, size_hint_y=0.5)
+        self.prompt = label("", s.normal, wrap=True, max_lines=3, size_hint_y=0.5)
         left.add_widget(self.prompt)
         self.display = label("", s.big, bg=list(PANEL), wrap=False, size_hint_y=0.5)
         self.display.font_name = SYMBOL_FONT
