@@ -26,6 +26,8 @@ def panel_methods(server, param) -> dict[str, tuple[dict, Callable]]:
 
     def maintenance_status(conn) -> dict:
         core = server.appliance
+        if server.scheduler is not None:
+            server.scheduler.update_reminders()    # from the counters as they are now
         counters = dict(core.history.counters())
         clinic = core.config.clinic
         return {

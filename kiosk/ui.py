@@ -33,6 +33,19 @@ SETTINGS_POLL_S = 60.0
 __all__ = ["KioskApp", "now", "DONE_TIMEOUT_S"]
 
 
+def free_memory() -> None:
+    """After a screen was dropped: collect its widgets (Kivy's bindings make reference cycles)
+    and hand the freed heap back to the system (glibc), so a kiosk that has shown every screen
+    does not stay at its high-water mark."""
+    import ctypes
+    import gc
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass    # not glibc: the memory is reused by the process instead
+
+
 # -------------------------------------------------------------------------------------------------
 # The root: screens, alarm overlay, brightness overlay
 
@@ -243,7 +256,11 @@ class KioskApp(App):
         screen = self.screens[target]
         screen.ensure_built()
         if self.sm.current != target:
+            left = self.screens.get(self.sm.current)
             self.sm.current = target
+            if left is not None and not left.keep_built and left.built_for is not None:
+                left.release()
+                Clock.schedule_once(lambda dt: free_memory(), 0)
         screen.refresh()
         self._update_overlay(live)
 

@@ -89,11 +89,15 @@ class KScreen(Screen):
     """
 
     role: str | None = None
+    #: keep the widgets when the screen is left (the screens shown all day); the others are
+    #: dropped with their textures and built again when next shown
+    keep_built: bool = False
 
     def __init__(self, app, **kwargs):
         super().__init__(**kwargs)
         self.app = app
         self.built_for = None
+        self._built_attrs: tuple = ()
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -107,6 +111,9 @@ class KScreen(Screen):
         built again when it is next shown."""
         if self.built_for is not None:
             self.clear_widgets()
+            for name in self._built_attrs:    # the screen's references to its widgets too
+                self.__dict__.pop(name, None)
+            self._built_attrs = ()
             self.built_for = None
 
     def ensure_built(self):
@@ -114,6 +121,7 @@ class KScreen(Screen):
             self.rebuild()
 
     def rebuild(self):
+        before = set(self.__dict__) - set(self._built_attrs)
         self.built_for = self.app.build_key()
         self.clear_widgets()
         self.s = self.app.sizes
@@ -122,6 +130,7 @@ class KScreen(Screen):
         root.add_widget(self.body)
         self.add_widget(root)
         self.build()
+        self._built_attrs = tuple(set(self.__dict__) - before - {"built_for"})
         self.refresh()
 
     def enter(self):

@@ -16,6 +16,8 @@ STAFF_NAV = ("history", "settings", "service")
 
 
 class HomeScreen(KScreen):
+    keep_built = True
+
     def nav_buttons(self):
         app = self.app
         titles = {"history": _("History"), "settings": _("Settings"), "service": _("Service")}

@@ -14,6 +14,8 @@ from kiosk.widgets import (ACCENT, GREEN, HEAT, MUTED, PANEL, PANEL_HI, TARGET, 
 
 
 class SessionScreen(KScreen):
+    keep_built = True
+
     def build(self):
         s = self.s
         self.top_bar("")
