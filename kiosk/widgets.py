@@ -135,13 +135,15 @@ class FitLabel(Label):
         if self.text != self._full and not (cache and cache[1] == self.text):
             self._full = self.text  # set directly through .text
         full = self._full if self.ellipsize else self.text
-        size = float(self.base_font)
+        # whole pixel sizes: SDL2_ttf keeps one open font per distinct size (up to 64), so
+        # fractional sizes from the shrinking would each cost a font and its glyph cache
+        size = float(int(self.base_font))
         while True:
             ok = measure_fits(full, size, self.font_name, self.bold, w, h, self.wrap,
                               self.max_lines)
             if ok or size <= self.min_font:
                 break
-            size = max(float(self.min_font), size * 0.9)
+            size = max(float(int(self.min_font)), float(int(size * 0.9)))
         text = full
         if not ok and self.ellipsize:
             words = full.split(" ")
