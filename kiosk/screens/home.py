@@ -13,6 +13,9 @@ from kiosk.widgets import GREEN, HEAT, MUTED, PANEL_HI, RED, TARGET, button, lab
 
 #: the staff screens reached from Home (clinic profile), in button order
 STAFF_NAV = ("history", "settings", "service")
+#: the pre-warm button's width beside Start (a share of the layout, so it is right from the
+#: first frame, before the row has its final width)
+PREWARM_SHARE = 0.35 / 0.65
 
 
 class HomeScreen(KScreen):
@@ -84,7 +87,6 @@ class HomeScreen(KScreen):
         self.prewarm_btn = button(_("Stop warming"), self.prewarm_action, s.normal, fill=RED,
                                   size_hint_x=None, width=0, opacity=0, disabled=True)
         row.add_widget(self.prewarm_btn)
-        self.start_row = row
         self.body.add_widget(row)
 
     def refresh(self):
@@ -106,20 +108,20 @@ class HomeScreen(KScreen):
                 left=logic.fmt_mmss(prewarm.get("remaining_s")))
             self.heading.color = HEAT
             self.prewarm_btn.opacity, self.prewarm_btn.disabled = 1, False
-            self.prewarm_btn.width = self.start_row.width * 0.35
+            self.prewarm_btn.size_hint_x = PREWARM_SHARE
             self.prewarm_btn.text, self.prewarm_btn.fill = _("Stop warming"), list(RED)
         elif app.profile == "clinic":
             self.heading.text = _("Choose a program")
             self.heading.color = MUTED
             self.prewarm_btn.opacity = 1
             self.prewarm_btn.disabled = not app.live() or state.get("ready") is False
-            self.prewarm_btn.width = self.start_row.width * 0.35
+            self.prewarm_btn.size_hint_x = PREWARM_SHARE
             self.prewarm_btn.text, self.prewarm_btn.fill = _("Warm the mat now"), list(PANEL_HI)
         else:
             self.heading.text = _("Choose a program")
             self.heading.color = MUTED
             self.prewarm_btn.opacity, self.prewarm_btn.disabled = 0, True
-            self.prewarm_btn.width = 0
+            self.prewarm_btn.size_hint_x, self.prewarm_btn.width = None, 0
         self.msg.color = (1, 0.85, 0.5, 1)
         if not self.msg.text and app.profile == "clinic" and state.get("reminders"):
             # maintenance for staff: Home only, so never over a session
