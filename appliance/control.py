@@ -12,12 +12,63 @@ they build on.
 
 from appliance.config import ControlConfig
 from appliance.thermal import HeatBalance
-from appliance.tune import ResponseRecorder, final_states, fit_model, fitted_params
+from appliance.ident import ModelBank
 from hw.sim.plant import MatParams
 
 
 def _clamp(value: float, low: float = 0.0, high: float = 1.0) -> float:
     return low if value < low else high if value > high else value
+
+
+def coast_peak_c(model: MatParams, te_c: float, ts_c: float, power_w: float, load_w: float,
+                 horizon_s: float, dt: float = 2.0) -> float:
+    """Highest surface temperature of ``model`` within ``horizon_s`` from the state (``te_c``,
+    ``ts_c``) with ``power_w`` applied and ``load_w`` flowing into the surface."""
+    m, te, ts = model, te_c, ts_c
+    peak = ts
+    for _ in range(int(horizon_s / dt)):
+        flow = m.element_to_surface_w_per_k * (te - ts)
+        loss = m.surface_to_ambient_w_per_k * (ts - m.ambient_c) - load_w
+        te += (power_w - flow) * dt / m.element_j_per_k
+        ts += (flow - loss) * dt / m.surface_j_per_k
+        peak = max(peak, ts)
+    return peak
+
+
+def unit_response(model: MatParams, horizon_s: float, step_s: float) -> list[float]:
+    """Surface rise per watt of constant heater power at each prediction step, from rest."""
+    m, dt = model, step_s
+    te = ts = 0.0
+    out = []
+    for _ in range(int(horizon_s / dt)):
+        flow = m.element_to_surface_w_per_k * (te - ts)
+        te += (1.0 - flow) * dt / m.element_j_per_k
+        ts += (flow - m.surface_to_ambient_w_per_k * ts) * dt / m.surface_j_per_k
+        out.append(ts)
+    return out
+
+
+def free_response(model: MatParams, te_c: float, ts_c: float, load_w: float, steps: int,
+                  step_s: float) -> list[float]:
+    """Surface temperature at each prediction step with the heater off from the state (``te_c``,
+    ``ts_c``): the heat already in the element still arrives; the room and the load take theirs."""
+    m, dt = model, step_s
+    g, ga = m.element_to_surface_w_per_k, m.surface_to_ambient_w_per_k
+    ke, ks = dt / m.element_j_per_k, dt / m.surface_j_per_k
+    te, ts, amb = te_c, ts_c, m.ambient_c
+    out = []
+    for _ in range(steps):
+        flow = g * (te - ts)
+        te -= flow * ke
+        ts += (flow - ga * (ts - amb) + load_w) * ks
+        out.append(ts)
+    return out
+
+
+def max_power_w(free: list[float], unit: list[float], target_c: float, start: int) -> float:
+    """The largest constant power that keeps ``free[k] + P * unit[k]`` at or below ``target_c``
+    for every step from ``start`` on (the model is linear)."""
+    return min((target_c - f) / u for f, u in zip(free[start:], unit[start:]))
 
 
 class Pid:
@@ -162,29 +213,37 @@ class ModelBased:
 
     def __init__(self, model: MatParams, cfg: ControlConfig, *, boost_overreach_c: float = 0.25,
                  horizon_s: float = 120.0, step_s: float = 4.0, skip_s: float = 20.0,
-                 load_smooth_s: float = 5.0, fit_at_s: tuple[float, ...] = (120.0, 180.0, 240.0),
-                 adapt: bool = True, observer_pole_per_s: float = 0.08, hold_margin_c: float = 0.0,
-                 release_sigmas: float = 4.0, release_min_load_w: float = 8.0):
+                 load_smooth_s: float = 5.0, adapt: bool = True,
+                 observer_pole_per_s: float = 0.08, hold_margin_c: float = 0.0,
+                 release_sigmas: float = 4.0, release_min_load_w: float = 4.0,
+                 min_bank_samples: int = 40, approach_band_c: float = 1.0,
+                 robust_overreach_c: float = 0.7, getup_allow_c: float = 0.2,
+                 min_rise_c: float = 4.0):
         self.nominal = model
+        self.bank = ModelBank(model)
+        self.min_bank_samples = min_bank_samples
+        self.approach_band_c = approach_band_c
+        self.min_rise_c = min_rise_c
+        self._bank_units: dict[tuple, list[float]] = {}
+        self.robust_overreach_c = robust_overreach_c
+        self.getup_allow_c = getup_allow_c
         self.boost_overreach_c = boost_overreach_c
         self.horizon_s = horizon_s
         self.step_s = step_s
         self.skip_s = skip_s
         self.load_smooth_s = load_smooth_s
-        self.fit_at_s = fit_at_s
         self.adapt = adapt
         self.pole = observer_pole_per_s
         self.hold_margin_c = hold_margin_c
         self.release_sigmas = release_sigmas
         self.release_min_load_w = release_min_load_w
-        self.recorder = ResponseRecorder()
         self.reset()
 
     def reset(self) -> None:
         self._use_model(self.nominal)
-        self.fit: dict | None = None
-        self.recorder.reset()
-        self._fits_done = 0
+        self.bank.reset()
+        self.identified: MatParams | None = None
+        self._identifying = self.adapt
         self.boosting = True
         self.load_w = 0.0
         self._last_duty = 0.0
@@ -199,44 +258,30 @@ class ModelBased:
         self.balance = HeatBalance(model, pole_per_s=self.pole)
         self._unit = self._unit_response()
 
-    def _refit(self) -> None:
-        """Fit the capacity scale and heater power to the warm-up so far; switch if plausible."""
-        rec = self.recorder
-        start = None
-        if self.fit is not None:
-            start = (self.fit["element_j_per_k"], self.fit["surface_j_per_k"], self.nominal.sensor_tau_s)
-        fit = fit_model(rec.samples, rec.y0, self.nominal, tie_capacities=True, fit_offset=False,
-                        fit_tau=False, start=start, max_evals=40)
-        scale = fit["element_j_per_k"] / self.nominal.element_j_per_k
-        rise_c = max(y for _, y in rec.samples) - rec.y0
-        # Plausible mats only (a heater between 40 % and 160 % of nominal, capacities between
-        # 0.4× and 3×), a response large enough to fit, and a fit that explains it. A mat that
-        # starts warm and cooling breaks the at-rest assumption and gives wild values: the
-        # controller then keeps the nominal model, which the observer corrects.
-        if not (0.4 <= fit["power_ratio"] <= 1.6 and 0.4 <= scale <= 3.0 and rise_c >= 3.0
-                and fit["rms_c"] < 0.15):
-            return
-        self.fit = fit
-        model = fitted_params(self.nominal, fit)
-        te, ts, tr = final_states(model, [p * fit["power_ratio"] for p, _ in rec.samples], rec.y0)
-        self._use_model(model)
+    def _adopt_best(self) -> None:
+        """Hold with the likeliest candidate of the warm-up, from its own state."""
+        best = self.bank.likeliest()
+        self.identified = best.model
+        self._use_model(best.model)
         b = self.balance
-        b.te_c, b.ts_c, b.tr_c, b.y_f, b.unexplained_w = te, ts, tr, tr, 0.0
+        b.te_c, b.ts_c, b.tr_c, b.y_f, b.unexplained_w = best.te_c, best.ts_c, best.tr_c, best.tr_c, 0.0
         b._t_last = self._last_s
         self.load_w = 0.0
 
     def coast_peak_c(self, power_w: float) -> float:
         """Highest surface temperature within the horizon if ``power_w`` were applied from now."""
-        m = self.m
-        te, ts = self.balance.te_c, self.balance.ts_c
-        peak, dt = ts, 2.0
-        for _ in range(int(self.horizon_s / dt)):
-            flow = m.element_to_surface_w_per_k * (te - ts)
-            loss = m.surface_to_ambient_w_per_k * (ts - m.ambient_c) - self.load_w
-            te += (power_w - flow) * dt / m.element_j_per_k
-            ts += (flow - loss) * dt / m.surface_j_per_k
-            peak = max(peak, ts)
-        return peak
+        return coast_peak_c(self.m, self.balance.te_c, self.balance.ts_c, power_w, self.load_w,
+                            self.horizon_s)
+
+    def getup_reserve_c(self, setpoint_c: float) -> float:
+        """How far below the setpoint to hold while a body lies on the mat, so that the heat
+        the element holds for it, arriving after she gets up with the heater cut at once, takes
+        the surface no more than ``getup_allow_c`` past the setpoint."""
+        if self.load_w >= 0.0:
+            return 0.0
+        b = self.balance
+        peak = coast_peak_c(self.m, b.te_c, b.ts_c, 0.0, 0.0, self.horizon_s)
+        return max(0.0, peak - setpoint_c - self.getup_allow_c)
 
     def hold_w(self, setpoint_c: float) -> float:
         """The power that holds the surface at ``setpoint_c``: room losses plus the load."""
@@ -244,44 +289,48 @@ class ModelBased:
         return max(0.0, m.surface_to_ambient_w_per_k * (setpoint_c - m.ambient_c) - self.load_w)
 
     def _unit_response(self) -> list[float]:
-        """Surface temperature rise per watt of constant heater power, at each prediction step,
-        from rest: depends on the model only, so it is computed once per model."""
-        m, dt = self.m, self.step_s
-        te = ts = 0.0
-        out = []
-        for _ in range(int(self.horizon_s / dt)):
-            flow = m.element_to_surface_w_per_k * (te - ts)
-            te += (1.0 - flow) * dt / m.element_j_per_k
-            ts += (flow - m.surface_to_ambient_w_per_k * ts) * dt / m.surface_j_per_k
-            out.append(ts)
-        return out
+        return unit_response(self.m, self.horizon_s, self.step_s)
 
     def free_response(self) -> list[float]:
-        """Surface temperature at each prediction step with the heater off from now: the heat
-        already in the element still arrives; the room and the observed load take theirs."""
-        m, dt = self.m, self.step_s
-        g, ga = m.element_to_surface_w_per_k, m.surface_to_ambient_w_per_k
-        ke, ks = dt / m.element_j_per_k, dt / m.surface_j_per_k
-        te, ts, amb, load = self.balance.te_c, self.balance.ts_c, m.ambient_c, self.load_w
-        out = []
-        for _ in range(len(self._unit)):
-            flow = g * (te - ts)
-            te -= flow * ke
-            ts += (flow - ga * (ts - amb) + load) * ks
-            out.append(ts)
-        return out
+        """Surface temperature at each prediction step with the heater off from now."""
+        return free_response(self.m, self.balance.te_c, self.balance.ts_c, self.load_w,
+                             len(self._unit), self.step_s)
 
     def power_for(self, target_c: float) -> float:
         """The largest constant power that keeps the predicted surface at or below ``target_c``
-        over the whole horizon. The model is linear, so the surface at step k is
-        ``free[k] + P * unit[k]``, and the bound is ``min_k (target - free[k]) / unit[k]``. Only
-        steps after ``skip_s`` count: the first seconds' unit response is tiny and would turn
-        sensor noise into power. Near equilibrium this is the holding power; after the boost it
-        lets the element's stored heat arrive first; far below the target it exceeds the heater.
+        over the whole horizon (:func:`max_power_w`). Only steps after ``skip_s`` count: the
+        first seconds' unit response is tiny and would turn sensor noise into power. Near
+        equilibrium this is the holding power; after the boost it lets the element's stored heat
+        arrive first; far below the target it exceeds the heater.
         """
-        free, unit = self.free_response(), self._unit
-        start = int(self.skip_s / self.step_s)
-        return min((target_c - f) / u for f, u in zip(free[start:], unit[start:]))
+        return max_power_w(self.free_response(), self._unit, target_c, int(self.skip_s / self.step_s))
+
+    def _candidate_duty(self, c, target_c: float) -> float:
+        """The largest duty that keeps bank candidate ``c``'s surface at or below ``target_c``."""
+        m = c.model
+        key = (m.element_j_per_k, m.surface_j_per_k, m.element_to_surface_w_per_k,
+               m.surface_to_ambient_w_per_k)   # the unit response depends on these alone
+        unit = self._bank_units.get(key)
+        if unit is None:
+            unit = self._bank_units[key] = unit_response(m, self.horizon_s, self.step_s)
+        free = free_response(m, c.te_c, c.ts_c, 0.0, len(unit), self.step_s)
+        return _clamp(max_power_w(free, unit, target_c, int(self.skip_s / self.step_s)) / m.heater_w)
+
+    def _robust_duty(self, target_c: float) -> float:
+        """The duty that no plausible mat of the bank would take past ``target_c``."""
+        return min((self._candidate_duty(c, target_c) for c in self.bank.plausible()), default=1.0)
+
+    def _bank_boost_ends(self, setpoint_c: float) -> bool:
+        """Full power must stop now if, held at its holding power from here, the best candidate
+        would pass ``boost_overreach_c`` or any plausible one ``robust_overreach_c`` above the
+        setpoint: the heat stored in the element and hidden by the sensor's lag still arrives."""
+        def peak(c) -> float:
+            m = c.model
+            hold = m.surface_to_ambient_w_per_k * (setpoint_c - m.ambient_c)
+            return coast_peak_c(m, c.te_c, c.ts_c, hold, 0.0, self.horizon_s)
+        if peak(self.bank.best) >= setpoint_c + self.boost_overreach_c:
+            return True
+        return any(peak(c) >= setpoint_c + self.robust_overreach_c for c in self.bank.plausible())
 
     def _watch_release(self, dt: float, mat_c: float, predicted_c: float | None) -> None:
         """Notice a load that went away (a patient getting up) sooner than the observer does.
@@ -313,18 +362,30 @@ class ModelBased:
     def update(self, now_s: float, mat_c: float, setpoint_c: float) -> float:
         dt = 0.0 if self._last_s is None else now_s - self._last_s
         self._last_s = now_s
-        commanded_w = self._last_duty * self.nominal.heater_w
-        if self.adapt and self.boosting and self._fits_done < len(self.fit_at_s):
-            self.recorder.add(now_s, mat_c, commanded_w)
-            if self.recorder.span_s >= self.fit_at_s[self._fits_done]:
-                self._fits_done += 1
-                self._refit()
+        if self._identifying and self.bank.samples == 0 and setpoint_c - mat_c < self.min_rise_c:
+            self._identifying = False   # a mat already warm: no warm-up from rest to learn from
+        if self._identifying:
+            self.bank.update(now_s, mat_c, self._last_duty)
         m = self.m
         predicted_c = self.balance.tr_c
         self.balance.update(now_s, mat_c, self._last_duty * m.heater_w)
         if dt > 0:
             self._watch_release(dt, mat_c, predicted_c)
             self.load_w += min(1.0, dt / self.load_smooth_s) * (self.balance.unexplained_w - self.load_w)
+        if self._identifying and self.bank.samples >= self.min_bank_samples:
+            if not self.bank.valid:
+                self._identifying = False   # not a mat at rest: the observer takes it from here
+            elif mat_c >= setpoint_c - self.approach_band_c:
+                self._identifying = False
+                self._adopt_best()
+            else:
+                if self.boosting and self._bank_boost_ends(setpoint_c):
+                    self.boosting = False
+                duty = 1.0 if self.boosting else min(
+                    self._candidate_duty(self.bank.best, setpoint_c + self.boost_overreach_c),
+                    self._robust_duty(setpoint_c + self.robust_overreach_c))
+                self._last_duty = duty
+                return duty
         hold_w = self.hold_w(setpoint_c)
         if self.boosting and self.coast_peak_c(hold_w) >= setpoint_c + self.boost_overreach_c:
             self.boosting = False
@@ -333,7 +394,8 @@ class ModelBased:
         if self.boosting:
             duty = 1.0
         else:
-            duty = _clamp(self.power_for(setpoint_c - self.hold_margin_c) / m.heater_w)
+            duty = _clamp(self.power_for(setpoint_c - self.hold_margin_c - self.getup_reserve_c(setpoint_c))
+                          / m.heater_w)
         self._last_duty = duty
         return duty
 

@@ -259,7 +259,7 @@ class Appliance:
             now_s=now, sample=self.sample, duty=self.duty,
             relay_closed=heater.relay_closed if heater is not None else False,
             setpoint_c=setpoint, ui_clients=0 if self.ui_blocked else self.ui_clients,
-            heater_w=self.config.model.heater_w))
+            heater_w=self.config.model.heater_w, regulated=not self._tuning))
         self.mat_c = verdict.mat_c
         for fault in verdict.new_faults:
             self._on_new_fault(fault, now)

@@ -120,7 +120,8 @@ class ExcessHeat:
       any mat in the envelope to have arrived — and still rising above 36.5 °C, where neither a
       patient nor the room can warm it;
     * commanded off for one window, more than ``stuck_margin_c`` above the setpoint and rising:
-      the controller never takes a working mat there, so this catches a strong element early.
+      the controller never takes a working mat there, so this catches a strong element early. Not
+      for the autotune's relay test, which overshoots on purpose (the caller passes no setpoint).
     """
 
     def __init__(self, cfg: SafetyConfig, envelope: Envelope):
@@ -280,8 +281,9 @@ class HeatingEffect:
         self._y_f = None
 
     def update(self, now_s: float, mat_c: float | None, duty: float, heater_w: float,
-               setpoint_c: float | None) -> list[str]:
-        """``duty`` is what was applied during the period that just ended (0 if the relay was open)."""
+               setpoint_c: float | None, *, regulated: bool = True) -> list[str]:
+        """``duty`` is what was applied during the period that just ended (0 if the relay was open).
+        ``regulated``: the setpoint is held by the closed-loop controller (see :class:`ExcessHeat`)."""
         dt = 0.0 if self._t_last is None else now_s - self._t_last
         self._t_last = now_s
         trips = []
@@ -293,7 +295,7 @@ class HeatingEffect:
         self._y_f = mat_c if self._y_f is None else self._y_f + min(1.0, dt / 2.0) * (mat_c - self._y_f)
         y = self._y_f
         self.duty.add(now_s, duty)
-        if self.excess.update(now_s, mat_c, duty, setpoint_c):
+        if self.excess.update(now_s, mat_c, duty, setpoint_c if regulated else None):
             trips.append("heating_while_off")
         if self.fall.update(now_s, y, self.duty.mean()):
             trips.append("sensor_detached")

@@ -238,6 +238,9 @@ class Inputs:
     setpoint_c: float | None     # the target while a session wants heat, else None
     ui_clients: int
     heater_w: float
+    # The closed-loop controller holds the setpoint (it never takes a working mat far past it);
+    # False for the autotune's relay test, which overshoots on purpose.
+    regulated: bool = True
 
 
 @dataclass
@@ -284,7 +287,7 @@ class SafetySupervisor:
         if mat_c is not None and mat_c >= cfg.trip_c:
             trips.append("over_temperature")
         trips += self.effect.update(x.now_s, mat_c, x.duty if x.relay_closed else 0.0, x.heater_w,
-                                    x.setpoint_c)
+                                    x.setpoint_c, regulated=x.regulated)
         # Rule 7: heating time in a row is capped, whatever the session says.
         if heat_wanted:
             if self._heating_since_s is None:

@@ -155,23 +155,28 @@ def judge(result: dict, scenario: dict) -> dict:
     return out
 
 
-def _run_one(job: tuple[int, int, bool, str | None]) -> tuple[int, dict, dict]:
+def _run_one(job: tuple) -> tuple[int, dict, dict]:
     from appliance.sim import ScenarioRun, parse_scenario
     logging.disable(logging.WARNING)  # the faults are in the result; thousands of log lines are not
-    index, seed, fault, controller = job
+    index, seed, fault, controller, overrides = job
     scenario = draw(index, seed, fault=fault)
     if controller:
         scenario["run"]["controller"] = controller
+    for section, values in (overrides or {}).items():
+        scenario[section] = {**scenario.get(section, {}), **values}
     runner = ScenarioRun(parse_scenario(scenario, f"sweep {seed}/{index}"))
     with contextlib.redirect_stderr(io.StringIO()):  # refused events of a faulted session
         result = runner.run()
     return index, scenario, result
 
 
-def run_sweep(count: int, seed: int, *, faults: bool, jobs: int = 2,
-              controller: str | None = None) -> list[tuple[int, dict, dict, dict]]:
-    """Run ``count`` scenarios; returns (index, scenario, result, verdict) for each."""
-    work = [(i, seed, faults, controller) for i in range(count)]
+def run_sweep(count: int, seed: int, *, faults: bool, jobs: int = 2, controller: str | None = None,
+              overrides: dict | None = None) -> list[tuple[int, dict, dict, dict]]:
+    """Run ``count`` scenarios; returns (index, scenario, result, verdict) for each.
+
+    ``overrides``: configuration sections merged into every scenario (``{"safety": {...}}``).
+    """
+    work = [(i, seed, faults, controller, overrides) for i in range(count)]
     if jobs <= 1:
         done = map(_run_one, work)
         return [(i, s, r, judge(r, s)) for i, s, r in done]

@@ -1,0 +1,157 @@
+"""Which mats of the envelope could this be? A bank of candidate models, judged by the warm-up.
+
+A mat's ``[model]`` may be far from the real one: the envelope (``docs/safety.md``) allows an
+element of 0.6–2 × the configured power, capacities and couplings 0.6–1.4 × and a sensor lag of
+4–40 s. What decides the overshoot of a warm-up is exactly that: how much heat the element stores,
+and how far the surface runs ahead of a slow sensor. :class:`ModelBank` simulates a grid of mat
+*shapes* (sensor lag × heat capacity × coupling) from rest, each driven by the power actually
+commanded. From rest, in a room at the starting temperature, the model is linear and homogeneous,
+so each shape's response is proportional to the element's power: the best power for a shape is a
+least-squares ratio, kept within the envelope, and its sum of squared errors follows in closed
+form. The candidates whose error stays within a few noise variances of the best are *plausible*;
+a controller can stop heating when *any* plausible mat would overshoot, and hold with the best.
+
+Pure logic with time passed in. The simulation assumes the mat was at rest (at room temperature)
+when the bank started; :attr:`valid` turns false when no candidate explains the readings (a mat
+that was warm, or a patient lying on it), and the caller falls back to its observer.
+"""
+
+import math
+from dataclasses import dataclass, replace
+
+from hw.sim.plant import MatParams
+
+POWER_RATIO_RANGE = (0.5, 2.2)          # the envelope's 0.6–2.0 with a margin
+SENSOR_TAUS_S = (4.0, 10.0, 20.0, 40.0)
+CAPACITY_SCALES = (0.6, 1.0, 1.4, 2.0)
+COUPLING_SCALES = (0.6, 1.0, 1.4)
+
+
+@dataclass
+class Shape:
+    """One mat shape at the nominal power: its response (K above the start) to the commanded
+    power so far, and its running sums against the readings."""
+
+    model: MatParams
+    re: float = 0.0
+    rs: float = 0.0
+    rr: float = 0.0
+    s_rr: float = 0.0
+    s_rd: float = 0.0
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A shape at its best power: a mat that could be this one, with its present state."""
+
+    model: MatParams
+    te_c: float
+    ts_c: float
+    tr_c: float
+    sse: float
+
+
+class ModelBank:
+    """The grid of shapes (48) and their least-squares powers.
+
+    :param nominal: the configured ``[model]``; the grid scales it.
+    :param plausible_sigmas2: how many noise variances per sample (on average) a candidate may be
+        worse than the best one and still count.
+    """
+
+    def __init__(self, nominal: MatParams, *, plausible_sigmas2: float = 2.0):
+        self.nominal = nominal
+        self.plausible_sigmas2 = plausible_sigmas2
+        self.shapes = [
+            Shape(replace(nominal, sensor_tau_s=tau,
+                          element_j_per_k=nominal.element_j_per_k * c,
+                          surface_j_per_k=nominal.surface_j_per_k * c,
+                          element_to_surface_w_per_k=nominal.element_to_surface_w_per_k * g))
+            for tau in SENSOR_TAUS_S for c in CAPACITY_SCALES for g in COUPLING_SCALES]
+        self.reset()
+
+    def reset(self) -> None:
+        self.room_c: float | None = None
+        self.samples = 0
+        self.s_dd = 0.0
+        self.noise_var = 0.05 ** 2
+        self._t_last: float | None = None
+        self._y_last: float | None = None
+        self._candidates: list[Candidate] | None = None
+
+    def start(self, now_s: float, mat_c: float) -> None:
+        """Every shape at rest at ``mat_c``, which is taken as the room."""
+        self.reset()
+        self.room_c = mat_c
+        for s in self.shapes:
+            s.re = s.rs = s.rr = s.s_rr = s.s_rd = 0.0
+        self._t_last = now_s
+        self._y_last = mat_c
+
+    def update(self, now_s: float, mat_c: float, duty: float) -> None:
+        """``duty``: the fraction of full power commanded over the period that just ended."""
+        if self._t_last is None:
+            self.start(now_s, mat_c)
+            return
+        dt = now_s - self._t_last
+        if dt <= 0:
+            return
+        self._t_last = now_s
+        diff = mat_c - self._y_last
+        self._y_last = mat_c
+        self.noise_var += min(1.0, dt / 30.0) * (diff * diff / 2.0 - self.noise_var)
+        d = mat_c - self.room_c
+        power = duty * self.nominal.heater_w
+        for s in self.shapes:
+            m = s.model
+            flow = m.element_to_surface_w_per_k * (s.re - s.rs)
+            s.re += dt * (power - flow) / m.element_j_per_k
+            s.rs += dt * (flow - m.surface_to_ambient_w_per_k * s.rs) / m.surface_j_per_k
+            s.rr += dt * (s.rs - s.rr) / m.sensor_tau_s
+            s.s_rr += s.rr * s.rr
+            s.s_rd += s.rr * d
+        self.s_dd += d * d
+        self.samples += 1
+        self._candidates = None
+
+    def candidates(self) -> list[Candidate]:
+        """Every shape at its least-squares power (within :data:`POWER_RATIO_RANGE`)."""
+        if self._candidates is None:
+            low, high = POWER_RATIO_RANGE
+            room, out = self.room_c, []
+            for s in self.shapes:
+                q = min(high, max(low, s.s_rd / s.s_rr)) if s.s_rr > 0 else 1.0
+                sse = max(0.0, self.s_dd - 2 * q * s.s_rd + q * q * s.s_rr)
+                model = replace(s.model, heater_w=self.nominal.heater_w * q, ambient_c=room)
+                out.append(Candidate(model, room + q * s.re, room + q * s.rs, room + q * s.rr, sse))
+            self._candidates = out
+        return self._candidates
+
+    @property
+    def best(self) -> Candidate:
+        return min(self.candidates(), key=lambda c: c.sse)
+
+    @property
+    def valid(self) -> bool:
+        """The best candidate explains the readings to within a few noise deviations."""
+        if not self.samples:
+            return False
+        return self.best.sse / self.samples <= 9.0 * max(self.noise_var, 0.02 ** 2)
+
+    def likeliest(self) -> Candidate:
+        """Among the plausible candidates, the one closest to the configured model: where the
+        warm-up cannot tell mats apart (a patient lying on it looks like a weaker element), the
+        configuration is the better guess."""
+        n = self.nominal
+
+        def distance(c: Candidate) -> float:
+            m = c.model
+            return sum(abs(math.log(a / b)) for a, b in (
+                (m.heater_w, n.heater_w), (m.sensor_tau_s, n.sensor_tau_s),
+                (m.element_j_per_k, n.element_j_per_k),
+                (m.element_to_surface_w_per_k, n.element_to_surface_w_per_k)))
+        return min(self.plausible(), key=distance)
+
+    def plausible(self) -> list[Candidate]:
+        limit = self.best.sse + self.plausible_sigmas2 * max(self.noise_var, 0.02 ** 2) * self.samples
+        return [c for c in self.candidates() if c.sse <= limit]
