@@ -217,7 +217,7 @@ class ModelBased:
                  observer_pole_per_s: float = 0.08, hold_margin_c: float = 0.0,
                  release_sigmas: float = 4.0, release_min_load_w: float = 4.0,
                  min_bank_samples: int = 40, approach_band_c: float = 1.0,
-                 robust_overreach_c: float = 0.7, getup_allow_c: float = 0.2,
+                 robust_overreach_c: float = 1.0, getup_allow_c: float = 0.2,
                  min_rise_c: float = 4.0):
         self.nominal = model
         self.bank = ModelBank(model)

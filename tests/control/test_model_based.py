@@ -37,9 +37,11 @@ def test_issue7_targets(results, name):
         assert r["max_surface_c"] <= sp + 0.5
         assert r["overshoot_c"] <= 0.47
         # Lying down at 5 min, before even full power reaches the band: recovery can be no
-        # sooner than full power reaches it.
+        # sooner than full power reaches it; issue 12 allows 1.10 × full power's time. (It was
+        # within 5 s of full power before the warm-up identified the mat online: her load during
+        # the warm-up reads as a weaker element, and the boost ends ~15 s early.)
         lying, getting_up = r["load_recovery_s"]
-        assert lying <= bound["time_to_band_s"] - 300 + 5
+        assert 300 + lying <= 1.10 * bound["time_to_band_s"]
         assert getting_up <= 120
 
 
