@@ -28,6 +28,7 @@ from appliance.paths import CONFIG_FILE, default_data_dir, default_socket_path
 from appliance.pins import PinStore
 from appliance.sdnotify import Notifier
 from appliance.server import ApiServer
+from appliance.unitid import load_or_create_unit_id
 from appliance.watchdog import run_watchdog_thread
 from appliance.wiring import build_hardware, build_simulated, output_pins
 from hw.clock import RealClock
@@ -73,7 +74,7 @@ class ApplianceProcess:
                    else build_hardware(config))
         self.core = Appliance(config, devices, self.clock, history=self.history,
                               pins=PinStore(self.history))
-        self.server = ApiServer(self.core, socket_path)
+        self.server = ApiServer(self.core, socket_path, unit_id=load_or_create_unit_id(data_dir))
         self.scheduler = None
         self.panel = None
         self.annunciator = Annunciator()
