@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from bridge.config import BridgeConfig
-from bridge.mqtt import connect_in_background, make_client
+from bridge.mqtt import connect_error, connect_in_background, make_client
 from bridge.payloads import OFFLINE, ONLINE, PRIORITIES
 
 
@@ -125,6 +125,7 @@ class FleetWatcher:
         self._last_message_s = time.monotonic()
         self.client = make_client(config)
         self.client.on_connect = self._on_connect
+        self.client.on_connect_fail = lambda *_: setattr(self, "error", connect_error())
         self.client.on_message = self._on_message
 
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:

@@ -30,7 +30,7 @@ import paho.mqtt.client as mqtt
 from appliance.client import ApplianceUnavailable, Client, RpcError
 from bridge import config as config_module
 from bridge.config import BridgeConfig
-from bridge.mqtt import connect_in_background, make_client
+from bridge.mqtt import command_subscription, connect_error, connect_in_background, make_client
 from bridge.outbox import Outbox, Throttle
 from bridge.payloads import (OFFLINE, ONLINE, alarm_events, change_key, decide_command,
                              discovery_documents, state_payload)
@@ -84,6 +84,7 @@ class Bridge:
         self._appliance_up = False
         self._announced: tuple | None = None       # (availability, unit_name) last published
         self._sw_version = _sw_version()
+        self._last_connect_error: str | None = None
 
     # -- life cycle --------------------------------------------------------------------------
 
@@ -145,6 +146,7 @@ class Bridge:
         client = make_client(self.config, f"lumbarest-bridge-{self.unit_id}",
                              will=(self.topics.availability, OFFLINE))
         client.on_connect = self._on_connect
+        client.on_connect_fail = self._on_connect_fail
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
         client.on_message = self._on_message
@@ -159,8 +161,16 @@ class Bridge:
             log.warning("broker refused the connection: %s", reason_code)
             return
         log.info("connected to %s", self.config.broker.url)
-        client.subscribe(self.topics.command, qos=1)
+        self._last_connect_error = None
+        client.subscribe(self.topics.command, options=command_subscription())
         self._connected.set()
+
+    def _on_connect_fail(self, client, userdata) -> None:
+        reason = connect_error() or "unknown reason"
+        if reason != self._last_connect_error:      # once per new reason, not every retry
+            log.warning("cannot connect to %s: %s (retrying with backoff)",
+                        self.config.broker.url, reason)
+        self._last_connect_error = reason
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         if not self._stop.is_set():

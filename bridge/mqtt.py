@@ -1,15 +1,18 @@
 """paho-mqtt clients made the same way for the bridge, ``lumbarest fleet`` and the Rooms screen.
 
-MQTT 3.1.1, TLS with the configured CA (or the system's), user/password or a client
+MQTT 5 (Mosquitto has it since 1.6; the bridge needs its subscription options, see
+:func:`command_subscription`), TLS with the configured CA (or the system's), user/password or a client
 certificate, reconnects with backoff (1 s doubling to 30 s) by paho's own network thread.
 """
 
 from __future__ import annotations
 
 import ssl
+import sys
 import uuid
 
 import paho.mqtt.client as mqtt
+from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from bridge.config import BridgeConfig
 
@@ -27,7 +30,7 @@ def make_client(config: BridgeConfig, client_id: str | None = None, *,
     """
     client = mqtt.Client(callback_api_version=mqtt.CallbackAPIVersion.VERSION2,
                          client_id=client_id or f"lumbarest-{uuid.uuid4().hex[:12]}",
-                         protocol=mqtt.MQTTv311, clean_session=clean_session)
+                         protocol=mqtt.MQTTv5)
     if config.broker.tls:
         context = ssl.create_default_context(cafile=str(config.ca_file) if config.ca_file else None)
         context.minimum_version = ssl.TLSVersion.TLSv1_2
@@ -44,5 +47,24 @@ def make_client(config: BridgeConfig, client_id: str | None = None, *,
 
 def connect_in_background(client: mqtt.Client, config: BridgeConfig) -> None:
     """Start paho's network thread; it connects, and reconnects after every loss, by itself."""
-    client.connect_async(config.broker.host, config.broker.port, keepalive=config.keepalive_s)
+    client.connect_async(config.broker.host, config.broker.port, keepalive=config.keepalive_s,
+                         clean_start=True)
     client.loop_start()
+
+
+def connect_error() -> str | None:
+    """Inside an ``on_connect_fail`` callback: why the connection failed.
+
+    paho calls that callback from within its ``except OSError`` block without passing the
+    exception, so it is the one being handled (refused, unreachable, a TLS certificate that
+    does not verify — the sentence staff need in the journal)."""
+    exc = sys.exc_info()[1]
+    return None if exc is None else (str(exc) or type(exc).__name__)
+
+
+def command_subscription() -> SubscribeOptions:
+    """QoS 1; no retained message at subscribe time, and the retain flag as it was published,
+    so that a retained command is recognised and refused instead of acting at every reconnect
+    (with MQTT 3.1.1 a subscriber cannot tell)."""
+    return SubscribeOptions(qos=1, retainAsPublished=True,
+                            retainHandling=SubscribeOptions.RETAIN_DO_NOT_SEND)
