@@ -22,6 +22,7 @@ import signal
 import sys
 import threading
 import time
+import tomllib
 from importlib import metadata
 from pathlib import Path
 
@@ -300,6 +301,28 @@ class Bridge:
             return False, "Nothing to stop: no session, pre-warm or autotune is running."
 
 
+def check_config(path: Path) -> int:
+    """systemd's ``ExecCondition=``: 1 skips the unit quietly (no broker configured: the bridge is
+    off, as shipped); 255 fails it, so a broken file shows as a failed unit, not as silence."""
+    try:
+        named = "broker" in tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError:
+        print(f"{path} does not exist: the bridge is off.")
+        return 1
+    except tomllib.TOMLDecodeError as exc:
+        print(f"lumbarest-bridge: {path}: not valid TOML: {exc}", file=sys.stderr)
+        return 255
+    if not named:
+        print(f"{path} names no broker: the bridge is off.")
+        return 1
+    try:
+        config_module.load(path)
+    except config_module.BridgeConfigError as exc:
+        print(f"lumbarest-bridge: {exc}", file=sys.stderr)
+        return 255
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="lumbarest-bridge",
                                      description="Publish this unit's state and alarms to an MQTT broker.")
@@ -307,6 +330,9 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"bridge configuration (default {config_module.CONFIG_FILE})")
     parser.add_argument("--socket", help="the appliance socket (default: $LUMBAREST_SOCKET or "
                                          "the system/per-user socket)")
+    parser.add_argument("--check-config", action="store_true",
+                        help="exit 0 if the file names a broker and is valid, 1 if it names no "
+                             "broker (nothing to do), 255 if it is invalid (for ExecCondition=)")
     parser.add_argument("--log-level", default="info",
                         choices=("debug", "info", "warning", "error"))
     args = parser.parse_args(argv)
@@ -314,6 +340,8 @@ def main(argv: list[str] | None = None) -> int:
         "%(asctime)s %(levelname)s %(name)s: %(message)s"
     logging.basicConfig(level=getattr(logging, args.log_level.upper()), format=fmt,
                         stream=sys.stderr)
+    if args.check_config:
+        return check_config(Path(args.config))
     try:
         config = config_module.load(Path(args.config))
     except config_module.BridgeConfigError as exc:

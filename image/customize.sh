@@ -53,12 +53,15 @@ bad=$(while read -r name _; do
   grep -qx -- "$n" <<<"$ours" && echo "$name"
 done <<<"$check" || true)
 [ -z "$bad" ] || { echo "pip check failed for: $bad" >&2; exit 1; }
-in_root /opt/lumbarest/venv/bin/python -c 'import gpiozero, apscheduler, lgpio, adafruit_max31865, appliance; print("imports ok")'
+in_root /opt/lumbarest/venv/bin/python -c 'import gpiozero, apscheduler, lgpio, adafruit_max31865, paho.mqtt.client, appliance, bridge.main; print("imports ok")'
 in_root /opt/lumbarest/venv/bin/pip freeze --all > "$WORK/pip-freeze.txt"
 install -D -m 0644 "$SRC/docs/image.md" "$R/opt/lumbarest/share/doc/image.md" 2>/dev/null || true
+install -D -m 0644 "$SRC/docs/fleet.md" "$R/opt/lumbarest/share/doc/fleet.md" 2>/dev/null || true
 rm -rf "$R/tmp/wheels"
 
 say "units: enable the appliance, kiosk and first-boot helpers; SSH off"
+# lumbarest-bridge.service is installed above with the other units and deliberately not enabled:
+# a clinic turns it on with /etc/lumbarest/bridge.toml and `systemctl enable --now` (docs/fleet.md).
 in_root systemctl enable lumbarest-appliance.service lumbarest-kiosk.service \
   lumbarest-ssh.service lumbarest-journal-prune.service \
   systemd-networkd.service systemd-timesyncd.service

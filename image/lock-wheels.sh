@@ -16,7 +16,7 @@ target=(--platform manylinux_2_39_aarch64 --platform manylinux_2_28_aarch64
 # The app's own pins (pyproject) minus what Debian provides; rpi-lgpio gives Blinka's digitalio
 # (which imports RPi.GPIO on a Pi 3/4) the lgpio backend.
 timeout 600 python3 -m pip download --quiet -d "$tmp/w" "${target[@]}" --only-binary=:all: \
-  gpiozero==2.0.1 adafruit-circuitpython-max31865==2.2.27
+  gpiozero==2.0.1 adafruit-circuitpython-max31865==2.2.27 paho-mqtt==2.1.0
 timeout 300 python3 -m pip download --quiet -d "$tmp/w" "${target[@]}" --only-binary=:all: --no-deps \
   rpi-lgpio==0.6
 timeout 300 python3 -m pip download --quiet -d "$tmp/s" --no-deps --no-binary=:all: lgpio==0.2.2.0
