@@ -150,15 +150,13 @@ class HomeScreen(KScreen):
                                 width=(210 if not s.portrait else 200) * s.u, wrap=False)
         extra = [self.temp_label]
         if clinic and not s.portrait:
-            for text, cb in ((_("History"), app.open_history), (_("Settings"), app.open_settings),
-                             (_("Service"), app.open_service)):
+            for text, cb in app.staff_buttons():
                 extra.append(button(text, cb, s.small, size_hint_x=None, width=116 * s.u,
                                     min_font=12))
         self.top_bar("", extra=extra)
         if clinic and s.portrait:
             nav = BoxLayout(size_hint_y=None, height=s.target, spacing=s.gap)
-            for text, cb in ((_("History"), app.open_history), (_("Settings"), app.open_settings),
-                             (_("Service"), app.open_service)):
+            for text, cb in app.staff_buttons():
                 nav.add_widget(button(text, cb, s.normal))
             self.body.add_widget(nav)
 
@@ -642,7 +640,8 @@ class ServiceScreen(KScreen):
                           ("bits", _("Fault bits")), ("bad", _("Bad reads")),
                           ("mat", _("Mat temperature")), ("setpoint", _("Target")),
                           ("duty", _("Heater duty")), ("relay", _("Series relay")),
-                          ("mode", _("Mode")), ("clients", _("Screens connected"))):
+                          ("mode", _("Mode")), ("clients", _("Screens connected")),
+                          ("unit_id", _("Unit id (network)"))):
             grid.add_widget(label(text, s.small, halign="left", color=MUTED, wrap=True,
                                   max_lines=2))
             value = label("", s.small, halign="left", wrap=True, max_lines=2)
@@ -675,6 +674,7 @@ class ServiceScreen(KScreen):
         f["relay"].text = _("closed") if state.get("relay_closed") else _("open")
         f["mode"].text = str(state.get("mode") or logic.DASH)
         f["clients"].text = str(state.get("ui_clients", logic.DASH))
+        f["unit_id"].text = app.unit_id()
         self.results.text = app.selftest_text()
         self.selftest_btn.disabled = app.busy
         self.msg.text = app.message_for("service")
@@ -884,6 +884,7 @@ class KioskApp(App):
         self.alarm_state_at: float | None = None
         self.sizes = Sizes(*Window.size)
         self._built_for = None
+        self.rooms = None                      # kiosk.screens.rooms.RoomsBoard, when configured
 
     # -- building -------------------------------------------------------------------------------
 
@@ -892,10 +893,17 @@ class KioskApp(App):
         self.root_widget = Root(self)
         self.sm = ScreenManager(transition=NoTransition())
         self.screens = {}
-        for name, cls in (("home", HomeScreen), ("session", SessionScreen), ("done", DoneScreen),
-                          ("lost", LostScreen), ("pin", PinScreen), ("settings", SettingsScreen),
-                          ("keyboard", KeyboardScreen), ("history", HistoryScreen),
-                          ("service", ServiceScreen)):
+        screens = [("home", HomeScreen), ("session", SessionScreen), ("done", DoneScreen),
+                   ("lost", LostScreen), ("pin", PinScreen), ("settings", SettingsScreen),
+                   ("keyboard", KeyboardScreen), ("history", HistoryScreen),
+                   ("service", ServiceScreen)]
+        if self.profile == "clinic":
+            from kiosk.screens import rooms  # noqa: PLC0415 - it imports this module
+            board = rooms.board_config()
+            if board is not None:
+                self.rooms = rooms.RoomsBoard(board, self.route)
+                screens.append(("rooms", rooms.RoomsScreen))
+        for name, cls in screens:
             screen = cls(self, name=name)
             self.screens[name] = screen
             self.sm.add_widget(screen)
@@ -932,6 +940,8 @@ class KioskApp(App):
         if self.api_factory is not None:
             self.api = self.api_factory(self)
             self.api.start()
+        if self.rooms is not None:
+            self.rooms.start()
         Window.bind(on_flip=self._on_flip)
 
     def _on_flip(self, *_):
@@ -942,6 +952,8 @@ class KioskApp(App):
     def on_stop(self):
         if self.api is not None:
             self.api.stop()
+        if self.rooms is not None:
+            self.rooms.stop()
 
     def call(self, method, params=None, on_result=None, on_error=None):
         if self.api is None:
@@ -1047,7 +1059,9 @@ class KioskApp(App):
         name = self.sm.current
         if name == "done" and self.done_since and t - self.done_since >= DONE_TIMEOUT_S:
             self.dismiss_done()
-        if self.staff and t - self.dimmer.last_activity >= STAFF_TIMEOUT_S:
+        # The Rooms board stays up at the front desk; the PIN screens close themselves.
+        if self.staff and self.staff != "rooms" and \
+                t - self.dimmer.last_activity >= STAFF_TIMEOUT_S:
             self.leave_staff()
         if self.connected and not self.staff and t >= self._next_settings_poll:
             # brightness, sleep and language may be changed from elsewhere (CLI, another panel)
@@ -1275,6 +1289,24 @@ class KioskApp(App):
 
     def open_service(self):
         self._open_staff("service", "service")
+
+    def open_rooms(self):
+        """The clinic's board: read-only, so no PIN (it shows no patient data)."""
+        self.dimmer.touch(now())
+        self.staff = "rooms"
+        self.route()
+
+    def staff_buttons(self) -> list:
+        buttons = [(_("History"), self.open_history), (_("Settings"), self.open_settings),
+                   (_("Service"), self.open_service)]
+        if self.rooms is not None:
+            buttons.insert(0, (_("Rooms"), self.open_rooms))
+        return buttons
+
+    def unit_id(self) -> str:
+        """This unit's id on the clinic network: the bridge file's, else the appliance's."""
+        configured = self.rooms.config.unit_id if self.rooms is not None else None
+        return configured or (self.state or {}).get("unit_id") or logic.DASH
 
     def leave_staff(self):
         self.staff = None
