@@ -8,10 +8,12 @@ order; each leaves the clinic as it found it, except the last two, which take un
 from __future__ import annotations
 
 import json
+import queue
 import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -212,6 +214,55 @@ def test_remote_start_is_refused_and_stop_only_where_allowed(clinic):
         for unit_id in ("room-1", "room-3"):
             if clinic.status(unit_id)["session"]["state"] == "running":
                 clinic.call(unit_id, "session.stop")
+
+
+def test_state_goes_out_on_change_at_most_twice_a_second(clinic):
+    """During a session the state changes at every push (time left, temperature): the bridge
+    publishes it on change, but never more than twice a second."""
+    clinic.call("room-2", "session.start", {"program": "standard", "level": "high"})
+    sub = Subscriber(clinic.broker.port, ["lumbarest/room-2/state"])
+    try:
+        time.sleep(3.0)            # counting messages over a fixed window is the measurement
+        times = [t for topic, _p, retain, t in sub.messages if not retain]
+        gaps = [b - a for a, b in zip(times, times[1:])]
+        assert 3 <= len(times) <= 7, times
+        assert min(gaps) >= 0.45, gaps
+        last = sub.json_on("lumbarest/room-2/state")[-1]
+        assert last["session"]["state"] == "running" and last["heating"] in (True, False)
+    finally:
+        sub.close()
+        clinic.call("room-2", "session.stop")
+
+
+def test_fleet_watch_prints_changes(clinic):
+    watch = subprocess.Popen([sys.executable, "-m", "appliance.cli", "fleet", "--watch",
+                              "--broker", clinic.broker.url, "--config",
+                              str(clinic.root / "none.toml")],
+                             cwd=REPO, stdout=subprocess.PIPE, text=True)
+    lines: queue.Queue = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in watch.stdout],
+                     daemon=True).start()
+
+    def next_line(deadline):
+        try:
+            return lines.get(timeout=max(0.0, deadline - time.monotonic()))
+        except queue.Empty:
+            return None
+
+    try:
+        deadline = time.monotonic() + 10
+        first = [next_line(deadline) for _ in range(3)]
+        assert all(line and "online" in line for line in first), first
+        clinic.call("room-3", "session.start", {"program": "standard", "level": "low"})
+        deadline = time.monotonic() + 5
+        seen = ""
+        while seen is not None and not ("(room-3)" in seen and "running" in seen):
+            seen = next_line(deadline)
+        assert seen is not None, "no board with room 3 running within 5 s"
+    finally:
+        watch.terminate()
+        watch.wait(5)
+        clinic.call("room-3", "session.stop")
 
 
 def test_broker_restart_mid_session(clinic):
