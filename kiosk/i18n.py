@@ -136,7 +136,7 @@ def extract_messages(paths=None) -> list[str]:
     the untranslated ones as .po entries.
     """
     import ast as _ast
-    paths = paths or sorted(Path(__file__).resolve().parent.glob("*.py"))
+    paths = paths or sorted(Path(__file__).resolve().parent.rglob("*.py"))
     found: list[str] = []
     for path in paths:
         tree = _ast.parse(Path(path).read_text(encoding="utf-8"))
