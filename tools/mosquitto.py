@@ -77,7 +77,8 @@ class Mosquitto:
     """``mosquitto -c <generated conf>``: :meth:`start`, :meth:`stop`, :meth:`restart`."""
 
     def __init__(self, directory: Path, *, port: int | None = None, tls_port: int | None = None,
-                 pki: TestPki | None = None):
+                 pki: TestPki | None = None, users: dict[str, str] | None = None,
+                 require_certificate: bool = True):
         self.dir = directory
         self.dir.mkdir(parents=True, exist_ok=True)
         self.port = port or free_port()
@@ -90,6 +91,8 @@ class Mosquitto:
             # As root mosquitto would switch to its own user, which cannot read this directory.
             f"user {pwd.getpwuid(os.getuid()).pw_name}",
             "per_listener_settings false",
+            # Anonymous clients are let in (the tests' own subscribers); a client that gives a
+            # user name must give its password (with ``users``).
             "allow_anonymous true",
             "persistence true",
             f"persistence_location {self.dir}/",
@@ -98,11 +101,19 @@ class Mosquitto:
             "log_type error", "log_type warning", "log_type notice",
             f"listener {self.port} 127.0.0.1",
         ]
+        if users:
+            passwd = self.dir / "passwd"
+            for i, (user, password) in enumerate(users.items()):
+                subprocess.run([shutil.which("mosquitto_passwd") or "/usr/bin/mosquitto_passwd",
+                                *(["-c"] if i == 0 else []), "-b", str(passwd), user, password],
+                               check=True, capture_output=True, timeout=30)
+            lines.append(f"password_file {passwd}")
         if pki is not None:
             lines += [f"listener {self.tls_port} 127.0.0.1",
                       f"cafile {pki.ca}", f"certfile {pki.server_cert}",
-                      f"keyfile {pki.server_key}", "require_certificate true",
-                      "use_identity_as_username true", "tls_version tlsv1.2"]
+                      f"keyfile {pki.server_key}", "tls_version tlsv1.2"]
+            if require_certificate:
+                lines += ["require_certificate true", "use_identity_as_username true"]
         self.conf.write_text("\n".join(lines) + "\n")
 
     @property

@@ -12,6 +12,7 @@ import pytest
 
 from tests.api.conftest import REPO, ApplianceProcess, appliance_available
 from tests.bridge.conftest import BridgeProcess, Subscriber, bridge_config, needs_mosquitto
+from tools.mosquitto import Mosquitto, make_test_pki
 
 pytestmark = [needs_mosquitto,
               pytest.mark.skipif(not appliance_available(), reason="no appliance")]
@@ -54,6 +55,32 @@ def test_bridge_over_tls_with_a_client_certificate(tls_broker, short_tmp):
             if bridge is not None:
                 bridge.stop()
         app.stop()
+
+
+def test_bridge_over_tls_with_user_and_password(short_tmp):
+    pki = make_test_pki(short_tmp / "pki")
+    broker = Mosquitto(short_tmp / "broker", pki=pki, users={"room-pw": "s3cret-pw"},
+                       require_certificate=False).start()
+    app = ApplianceProcess(short_tmp).start()
+    (short_tmp / "good.password").write_text("s3cret-pw\n")
+    (short_tmp / "bad.password").write_text("wrong\n")
+    bridges = []
+    sub = Subscriber(broker.port, ["lumbarest/+/state"])
+    try:
+        for name, unit_id in (("good", "room-pw"), ("bad", "room-wrong-pw")):
+            bridges.append(BridgeProcess(short_tmp / name, app.socket, bridge_config(
+                broker.tls_url, unit_id, ca_file=str(pki.ca), username="room-pw",
+                password_file=str(short_tmp / f"{name}.password"))).start())
+        assert sub.wait_for(lambda m: m[0] == "lumbarest/room-pw/state", 10), \
+            bridges[0].log_tail()
+        assert sub.wait_for(lambda m: "room-wrong-pw" in m[0], 1.5) is None
+        assert "broker refused" in bridges[1].log_tail(), bridges[1].log_tail()
+    finally:
+        sub.close()
+        for bridge in bridges:
+            bridge.stop()
+        app.stop()
+        broker.stop()
 
 
 def test_plain_broker_refused_without_allow_insecure(short_tmp):
