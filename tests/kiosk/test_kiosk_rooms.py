@@ -91,13 +91,18 @@ def texts(widget) -> list[str]:
 
 
 def test_rooms_board_shows_every_unit_alarms_first(clinic_board):
+    from kiosk.widgets import layout_problems
     broker, kiosk = clinic_board
     app = kiosk.app
     rooms_button = next(w for w in app.screens["home"].walk() if getattr(w, "text", "") == "Rooms")
+    kiosk.pump(0.2)
+    assert layout_problems(app.root_widget, kiosk.Window.size, "home") == []
     kiosk.tap(rooms_button)
     assert kiosk.screen == "rooms"
     screen = app.screens["rooms"]
     kiosk.wait(lambda: len(screen.tiles) == 3, what="three tiles")
+    kiosk.pump(0.2)
+    assert layout_problems(app.root_widget, kiosk.Window.size, "rooms") == []
     names = [labels["name"].text for _tile, labels in screen.tiles]
     assert names == ["Room 2", "Room 1", "Room 3"], "the alarm first, then by name"
     red = logic.alarm_style("high")
