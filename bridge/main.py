@@ -210,12 +210,13 @@ class Bridge:
                 raise SystemExit("lumbarest-bridge: the appliance reports no unit id; "
                                  "set unit_id in the bridge configuration")
             self._start_mqtt()
+        gap = not self._appliance_up and not first
         if not self._appliance_up:
             log.info("following the appliance (%s)", "first state" if first else "reconnected")
         self._appliance_up = True
         for event in alarm_events(self._previous_alarms, state.get("alarms") or [],
                                   unit_id=self.unit_id, unit_name=state.get("unit_name"),
-                                  wall_time=state.get("wall_time")):
+                                  wall_time=state.get("wall_time"), gap=gap):
             self.outbox.add(event)
             log.info("alarm %s: %s (%s)", event["event"], event["code"], event["priority"])
         self._previous_alarms = state.get("alarms") or []

@@ -77,7 +77,8 @@ def _event(kind: str, alarm: dict, unit_id: str, unit_name: str | None, time: st
 
 
 def alarm_events(previous: list[dict] | None, current: list[dict], *, unit_id: str,
-                 unit_name: str | None, wall_time: str | None) -> list[dict]:
+                 unit_name: str | None, wall_time: str | None,
+                 gap: bool = False) -> list[dict]:
     """The ``alarm`` messages between two consecutive states.
 
     - ``raised``: a code appears, or its condition comes back (``present`` false → true);
@@ -88,6 +89,10 @@ def alarm_events(previous: list[dict] | None, current: list[dict], *, unit_id: s
     ``previous`` None means "nothing known" (the bridge just started): every alarm present is
     reported as raised, with its own ``since``; a subscriber that already saw it can tell by
     ``(unit_id, code, since)``. Delivery is at least once.
+
+    ``gap``: the bridge lost the appliance between the two states (it restarted or hung), so
+    it cannot know that an alarm which left the list was acknowledged: it is reported as
+    ``cleared`` with ``reason`` saying so, never as ``acknowledged``.
     """
     before = {a.get("code"): a for a in previous or []}
     now = {a.get("code"): a for a in current}
@@ -106,6 +111,10 @@ def alarm_events(previous: list[dict] | None, current: list[dict], *, unit_id: s
             events.append(_event("cleared", alarm, unit_id, unit_name, wall_time))
     for code, old in before.items():
         if code in now:
+            continue
+        if gap:
+            events.append(dict(_event("cleared", old, unit_id, unit_name, wall_time),
+                               reason="the appliance was out of reach meanwhile"))
             continue
         if old.get("present", True) or old.get("needs") == "none":
             events.append(_event("cleared", old, unit_id, unit_name, wall_time))

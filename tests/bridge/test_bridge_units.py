@@ -141,6 +141,9 @@ def test_alarm_events_raised_cleared_acknowledged():
     assert [e["event"] for e in alarm_events([info], [], **kw)] == ["cleared"]
     # A bridge that just started reports what is there.
     assert [e["event"] for e in alarm_events(None, [alarm()], **kw)] == ["raised"]
+    # After losing the appliance nobody can say the alarm was acknowledged.
+    gone = alarm_events([alarm(present=False)], [], gap=True, **kw)
+    assert [e["event"] for e in gone] == ["cleared"] and "out of reach" in gone[0]["reason"]
 
 
 # -- throttle and outbox -----------------------------------------------------------------------
