@@ -102,7 +102,7 @@ class Bridge:
             while not self._stop.is_set():
                 try:
                     self._follow_appliance()
-                except ApplianceUnavailable as exc:
+                except (ApplianceUnavailable, RpcError) as exc:   # RpcError: e.g. too many clients
                     if self._appliance_up:
                         log.warning("appliance gone: %s", exc)
                     self._appliance_up = False
