@@ -11,7 +11,7 @@ $(STAMP): pyproject.toml tools/setup-host.sh
 	bash tools/setup-host.sh
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[kiosk,test]'
+	$(BIN)/pip install --quiet -e '.[kiosk,test,pi]'
 	touch $(STAMP)
 
 run: $(STAMP)

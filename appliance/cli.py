@@ -280,6 +280,47 @@ def cmd_selftest(c: Client, args) -> int:
     return 0 if result.get("passed") else EXIT_REFUSED
 
 
+def _print_checks(checks: list[dict], as_json: bool) -> int:
+    passed = all(check["ok"] for check in checks)
+    if as_json:
+        _print_json({"passed": passed, "checks": checks})
+    else:
+        from appliance.hwcheck import Check  # noqa: PLC0415
+
+        for check in checks:
+            print(Check(**check).line())
+        print("Hardware check passed." if passed else "Hardware check FAILED: fix the lines "
+              "marked FAIL, top first.")
+    return 0 if passed else EXIT_REFUSED
+
+
+def cmd_hwcheck(c: Client, args) -> int:
+    """The appliance runs: it checks with its own devices (service PIN)."""
+    result = c.call("system.hwcheck", {"outputs": args.outputs,
+                                       **({"pin": args.pin} if args.pin else {})})
+    return _print_checks(result["checks"], args.json)
+
+
+def cmd_hwcheck_stopped(args) -> int:
+    """The appliance is stopped: open the hardware here (as root or the lumbarest user)."""
+    from appliance import config as config_module  # noqa: PLC0415
+    from appliance.hwcheck import run_standalone  # noqa: PLC0415
+    from appliance.paths import CONFIG_FILE  # noqa: PLC0415
+
+    path = Path(args.config) if args.config else (CONFIG_FILE if CONFIG_FILE.exists() else None)
+    try:
+        config = config_module.load(path)
+    except config_module.ConfigError as exc:
+        print(str(exc), file=sys.stderr)
+        return EXIT_REFUSED
+    if not args.json:
+        print(f"The appliance is not running: checking the hardware directly ({config.source}).")
+        if args.outputs:
+            print("Pulsing the relay and the SSR: the mat must be empty.", flush=True)
+    checks = [check.as_dict() for check in run_standalone(config, outputs=args.outputs)]
+    return _print_checks(checks, args.json)
+
+
 def cmd_sim_inject(c: Client, args) -> int:
     result = c.call("sim.inject", {"fault": args.fault})
     print(json.dumps(result) if args.json else f"Injected: {result['injected']}")
@@ -445,6 +486,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("selftest", parents=[common], help="run the self-test")
     p.set_defaults(run=cmd_selftest)
 
+    p = sub.add_parser("hwcheck", parents=[common],
+                       help="check the Pi's hardware (first power-on), one line per check")
+    p.add_argument("--pin", help="service PIN (needed while the appliance runs)")
+    p.add_argument("--outputs", action="store_true",
+                   help="also pulse the relay and the SSR briefly, watching for a rise "
+                        "(mat empty, appliance stopped)")
+    p.add_argument("--config", help="configuration file when the appliance is stopped "
+                                    "(default /etc/lumbarest/appliance.toml)")
+    p.set_defaults(run=cmd_hwcheck, run_stopped=cmd_hwcheck_stopped)
+
     p = sub.add_parser("prewarm", help="pre-warm the mat to the low level without a session")
     pwsub = p.add_subparsers(dest="prewarm_command", required=True, metavar="start|stop",
                              parser_class=_Parser)
@@ -496,7 +547,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if not getattr(args, "needs_appliance", True):
             return args.run(None, args)
-        client = Client(args.socket, timeout_s=args.timeout)
+        try:
+            client = Client(args.socket, timeout_s=args.timeout)
+        except ApplianceUnavailable:
+            if getattr(args, "run_stopped", None):   # hwcheck works with the appliance stopped
+                return args.run_stopped(args)
+            raise
         return args.run(client, args)
     except ApplianceUnavailable as exc:
         print(str(exc), file=sys.stderr)

@@ -35,19 +35,30 @@ class SafetyConfig:
     bad_reads_to_trip: int = field(default=3, metadata=_num(1, 10, integer=True))
     stale_s: float = field(default=2.0, metadata=_num(0.5, 10.0))
     frozen_s: float = field(default=10.0, metadata=_num(3.0, 120.0))
-    runaway_window_s: float = field(default=180.0, metadata=_num(20.0, 600.0))
-    runaway_min_rise_c: float = field(default=0.3, metadata=_num(0.05, 5.0))
-    runaway_min_duty: float = field(default=0.5, metadata=_num(0.2, 1.0))
-    max_fall_c_per_min: float = field(default=3.0, metadata=_num(1.0, 30.0))
+    frozen_steps: float = field(default=5.0, metadata=_num(2.0, 50.0))
+    # The declared operating envelope (docs/safety.md): the heating-effect checks trip only on
+    # what no mat and no patient inside it can explain. Scales are relative to [model].
+    envelope_scale_min: float = field(default=0.6, metadata=_num(0.1, 1.0))
+    envelope_scale_max: float = field(default=1.4, metadata=_num(1.0, 5.0))
+    envelope_room_min_c: float = field(default=15.0, metadata=_num(0.0, 30.0))
+    envelope_room_max_c: float = field(default=32.0, metadata=_num(15.0, 36.0))
+    envelope_patient_min_c: float = field(default=32.0, metadata=_num(25.0, 37.0))
+    envelope_patient_max_c: float = field(default=36.0, metadata=_num(30.0, 38.0))
+    envelope_patient_max_w_per_k: float = field(default=6.0, metadata=_num(0.0, 30.0))
     fall_window_s: float = field(default=10.0, metadata=_num(2.0, 60.0))
-    stuck_window_s: float = field(default=30.0, metadata=_num(5.0, 600.0))
-    stuck_rise_c: float = field(default=0.4, metadata=_num(0.1, 5.0))
-    stuck_settle_s: float = field(default=60.0, metadata=_num(0.0, 600.0))
-    excess_heat_w: float = field(default=40.0, metadata=_num(10.0, 500.0))
+    fall_margin_c: float = field(default=0.3, metadata=_num(0.0, 5.0))
+    stuck_window_s: float = field(default=30.0, metadata=_num(5.0, 300.0))
+    stuck_settle_s: float = field(default=180.0, metadata=_num(30.0, 900.0))
+    stuck_min_rise_c: float = field(default=0.15, metadata=_num(0.03, 5.0))
+    stuck_off_duty: float = field(default=0.02, metadata=_num(0.0, 0.5))
+    stuck_margin_c: float = field(default=1.0, metadata=_num(0.3, 5.0))
     missing_heat_w: float = field(default=30.0, metadata=_num(10.0, 500.0))
     missing_heat_ratio: float = field(default=0.6, metadata=_num(0.3, 1.0))
+    missing_min_duty: float = field(default=0.5, metadata=_num(0.2, 1.0))
+    missing_window_s: float = field(default=20.0, metadata=_num(5.0, 300.0))
     balance_confirm_s: float = field(default=5.0, metadata=_num(0.0, 60.0))
     balance_baseline_s: float = field(default=300.0, metadata=_num(30.0, 3600.0))
+    reach_notice_s: float = field(default=300.0, metadata=_num(60.0, 3600.0))
     max_heating_min: float = field(default=60.0, metadata=_num(5.0, 240.0))
     loop_stall_s: float = field(default=0.5, metadata=_num(0.1, 5.0))
     ui_lost_s: float = field(default=30.0, metadata=_num(5.0, 600.0))
@@ -90,6 +101,9 @@ class HardwareConfig:
     rtd_ref_ohm: float = field(default=430.0, metadata=_num(100.0, 10000.0))
     rtd_wires: int = field(default=3, metadata={"choices": (2, 3, 4)})
     mains_hz: int = field(default=50, metadata={"choices": (50, 60)})
+    # The MAX31865's fault-detection cycle proves the converter alive this often (a quiet chip
+    # repeats one code at a steady mat); at most 10 s keeps a stopped converter caught in 15 s.
+    rtd_probe_period_s: float = field(default=5.0, metadata=_num(1.0, 10.0))
 
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -306,7 +320,23 @@ def from_dict(data: dict, source: str = "configuration") -> Config:
         check_prewarm_plan(clinic.prewarm_time, clinic.prewarm_lead_min, clinic.prewarm_hold_min,
                            config.safety.max_heating_min, f"{source}: [clinic]")
     _check_panel_pins(config, source)
+    _check_active_high(config, source)
     return config
+
+
+def _check_active_high(config: Config, source: str) -> None:
+    """On the Pi the SSR and relay lines are active-high (hw/README.md). lgpio starts PWM with
+    the line low and applies the first duty a period later, and every line is low at reset, on
+    release and through its pull-down: with an active-low SSR or relay each of those moments
+    would mean heat."""
+    if config.mode != "hardware":
+        return
+    for key in ("heater_active_high", "relay_active_high"):
+        if not getattr(config.hardware, key):
+            raise _fail(source, f"hardware.{key}", False,
+                        "the SSR and relay must be driven active-high on the Pi (a low line, as "
+                        "at reset, on release and through the pull-down, must mean off; see "
+                        "hw/README.md)")
 
 
 def _check_panel_pins(config: Config, source: str) -> None:

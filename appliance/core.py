@@ -74,6 +74,7 @@ class Devices:
     heartbeat: object | None = None
     rig: object | None = None                     # simulation only
     startup_faults: list[str] = field(default_factory=list)
+    startup_notes: dict[str, dict] = field(default_factory=dict)   # code -> what went wrong
 
 
 @dataclass
@@ -153,7 +154,7 @@ class Appliance:
         self._heater_off()
         self._load_persisted_settings()
         for code in devices.startup_faults:
-            self._trip(code, now, {"startup": True})
+            self._trip(code, now, {"startup": True, **devices.startup_notes.get(code, {})})
         self._startup_selftest(now)
         self._mark_interrupted()
 
@@ -809,6 +810,15 @@ class Appliance:
                 "title": spec.title, "text": spec.text, "advice": spec.advice,
                 "heater_off": not self.heating, "present": fault.present, "needs": fault.needs,
                 "since": self._wall_at(fault.detected_at_s, now)})
+        holding_c = self.safety.effect.reach.holding_c
+        if holding_c is not None and self.heating and plan is not None:
+            # A working mat that cannot reach the level: information, never a fault (docs/safety.md).
+            alarms.append({"code": "cannot_reach", "priority": "low", "kind": "technical",
+                           "title": f"The mat cannot reach {plan.level.capitalize()}",
+                           "text": f"It holds {holding_c:.1f} °C at full power. The session goes on.",
+                           "advice": "Nothing to do now. If this happens in a warm room, the mat "
+                                     "may need a calibration (Service, Calibrate).",
+                           "heater_off": False, "present": True, "needs": "none", "since": None})
         if session.state == "done":
             alarms.append({"code": "session_done", "priority": "info", "kind": "information",
                            "title": "Session finished", "text": "The session is over.",

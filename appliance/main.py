@@ -30,7 +30,7 @@ from appliance.sdnotify import Notifier
 from appliance.server import ApiServer
 from appliance.unitid import load_or_create_unit_id
 from appliance.watchdog import run_watchdog_thread
-from appliance.wiring import build_hardware, build_simulated, output_pins
+from appliance.wiring import build_hardware, build_simulated, output_pins, pin_factory_for_hardware
 from hw.clock import RealClock
 from hw.heater import failsafe_off
 
@@ -55,6 +55,12 @@ def run_failsafe_off(config: config_module.Config, pin_factory=None) -> int:
     if config.mode == "simulation" and pin_factory is None:
         print("Simulation mode: there are no heater pins to drive.")
         return 0
+    if pin_factory is None:
+        try:
+            pin_factory = pin_factory_for_hardware()
+        except Exception as exc:  # noqa: BLE001 - say what is missing; systemd logs it
+            print(f"could not drive the pins off: {exc}", file=sys.stderr)
+            return 1
     problems = failsafe_off(output_pins(config), pin_factory=pin_factory)
     for problem in problems:
         print(f"could not drive a pin off: {problem}", file=sys.stderr)

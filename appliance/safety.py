@@ -9,12 +9,14 @@ whether the series relay may stay closed. The heating-effect checks live in
 The hazard table (hazard -> rule -> key -> test) is in ``docs/safety.md``.
 """
 
+import math
 from dataclasses import dataclass, field
 
 from appliance.alarms import CATALOGUE, FAULT_BIT_CODES
 from appliance.config import SafetyConfig
 from appliance.runaway import HeatingEffect
-from hw.rtd import RtdSample
+from hw.rtd import RTD_A, RTD_B, RtdSample
+from hw.sim.plant import MatParams
 
 
 @dataclass
@@ -69,35 +71,113 @@ class FaultLatch:
 
 
 
+#: Which chip finding names the fault when a reading carries several: the fault-detection cycle's
+#: diagnosis of the cause (REFIN-) before the symptom (a threshold), a stopped converter first.
+_BIT_PRIORITY = (("CYCLE_TIMEOUT", "sensor_stale"), ("NO_RESPONSE", "spi_error"),
+                 ("REFINLOW", "refin"), ("REFINHIGH", "refin"), ("HIGHTHRESH", "rtd_open"),
+                 ("LOWTHRESH", "rtd_short"), ("OVUV", "ovuv"), ("RTDINLOW", "refin"))
+
+
+def step_c(sample: RtdSample) -> float | None:
+    """One ADC step (LSB) of this reading in °C, from its own resistance and code."""
+    t, ohms, code = sample.temperature_c, sample.resistance_ohm, sample.code
+    if t is None or not ohms or not code:
+        return None
+    ohm_per_step = ohms / code
+    ohm_per_c = ohms * (RTD_A + 2 * RTD_B * t) / (1 + RTD_A * t + RTD_B * t * t)
+    return ohm_per_step / ohm_per_c
+
+
+class QuietSensorBound:
+    """The *least* a working sensor's reading must have risen by now, from the heat put in since
+    the reading last changed (Δ 0 then).
+
+    A two-node mat (element, surface) and the RTD's lag, as in :mod:`hw.sim.plant`, but with the
+    controller's ``[model]`` made deliberately slow and lossy — heat capacities ×2.5,
+    element-to-surface coupling ×0.5, sensor lag ×2.5 (at least 20 s), room losses ×1.5 to a room
+    7 °C colder, a patient's pull ×1.5 towards a body 2 °C cooler — so that any mat within that
+    envelope moves at least as much. Heat only ever counts as far as it exceeds those losses: at a
+    steady setpoint the bound stays at or below zero, whatever the duty.
+    """
+
+    CAPACITY_FACTOR = 2.5
+    COUPLING_FACTOR = 0.5
+    SENSOR_LAG_FACTOR = 2.5
+    MIN_SENSOR_LAG_S = 20.0
+    LOSS_FACTOR = 1.5
+    COLDER_ROOM_C = 7.0
+    COOLER_BODY_C = 2.0
+    MAX_STEP_S = 0.5
+
+    def __init__(self, model: MatParams):
+        self.element_j_per_k = model.element_j_per_k * self.CAPACITY_FACTOR
+        self.surface_j_per_k = model.surface_j_per_k * self.CAPACITY_FACTOR
+        self.coupling_w_per_k = model.element_to_surface_w_per_k * self.COUPLING_FACTOR
+        self.sensor_tau_s = max(self.MIN_SENSOR_LAG_S, model.sensor_tau_s * self.SENSOR_LAG_FACTOR)
+        self.room_w_per_k = model.surface_to_ambient_w_per_k * self.LOSS_FACTOR
+        self.room_c = model.ambient_c - self.COLDER_ROOM_C
+        self.patient_w_per_k = model.patient_w_per_k * self.LOSS_FACTOR
+        self.patient_c = model.patient_c - self.COOLER_BODY_C
+        self.restart(0.0)
+
+    def restart(self, reading_c: float) -> None:
+        self.start_c = reading_c
+        self._element = self._surface = self.rise_c = 0.0
+
+    def advance(self, dt_s: float, power_w: float) -> None:
+        while dt_s > 1e-9:
+            dt = min(self.MAX_STEP_S, dt_s)
+            dt_s -= dt
+            surface_c = self.start_c + self._surface
+            losses = self.room_w_per_k * (surface_c - self.room_c)
+            losses += self.patient_w_per_k * max(0.0, surface_c - self.patient_c)
+            flow = self.coupling_w_per_k * (self._element - self._surface)
+            self._element += (power_w - flow) * dt / self.element_j_per_k
+            self._surface += (flow - losses) * dt / self.surface_j_per_k
+            self.rise_c += (self._surface - self.rise_c) * (1 - math.exp(-dt / self.sensor_tau_s))
+
+
 class SensorValidator:
     """Rule 3 and 4: turn raw samples into a trusted mat temperature, or a fault.
 
-    A reading is *bad* if the MAX31865 reports a fault, the SPI transfer failed, it lies outside
-    ``min_valid_c``..``max_valid_c``, or it jumps more than ``max_step_c`` from the last good one.
-    A single bad reading is dropped (a noise spike must not end a session); ``bad_reads_to_trip``
-    in a row, or no good reading for ``stale_s``, trips. A reading that does not change at all for
-    ``frozen_s`` while the heater is driven trips too: a real RTD always shows some noise.
+    A reading is *bad* if the MAX31865 reports a fault, the SPI transfer failed, the liveness
+    probe found the converter stopped, it lies outside ``min_valid_c``..``max_valid_c``, or it
+    jumps more than ``max_step_c`` from the last good one. A single bad reading is dropped (a
+    noise spike must not end a session); ``bad_reads_to_trip`` in a row, or no good reading for
+    ``stale_s``, trips.
+
+    Frozen: a quiet converter repeats one code for many seconds at a steady mat, so an unchanged
+    code alone proves nothing. ``sensor_frozen`` trips only when the code has not changed for
+    ``frozen_s`` *and* the heat put in since it last changed should have moved even a slow mat's
+    reading by ``frozen_steps`` ADC steps (:class:`QuietSensorBound`). A converter that stopped
+    is the liveness probe's to catch (:class:`hw.rtd.RtdSensor`), steady mat or not.
     """
 
-    def __init__(self, cfg: SafetyConfig, now_s: float):
+    def __init__(self, cfg: SafetyConfig, now_s: float, model: MatParams | None = None):
         self.cfg = cfg
         self.bad_in_row = 0
         self.last_bad_code: str | None = None
         self.last_good_c: float | None = None
         self.last_good_at_s = now_s
+        self.bound = QuietSensorBound(model or MatParams())
         self._frozen_code: int | None = None
         self._frozen_since_s = now_s
+        self._last_update_s = now_s
+
+    def use_model(self, model: MatParams) -> None:
+        self.bound = QuietSensorBound(model)
+        self._frozen_code = None
 
     def classify(self, sample: RtdSample, now_s: float) -> str | None:
         """The fault code this reading would count towards, or ``None`` for a good reading."""
         cfg = self.cfg
         if sample.error in ("spi_error", "missing"):
             return "spi_error" if sample.error == "spi_error" else "sensor_missing"
-        if sample.error == "fault":
-            for bit in sample.fault_bits:
-                if bit in FAULT_BIT_CODES:
-                    return FAULT_BIT_CODES[bit]
-            return "refin"
+        if sample.error in ("fault", "stale"):
+            for bit, code in _BIT_PRIORITY:
+                if bit in sample.fault_bits:
+                    return code
+            return "sensor_stale" if sample.error == "stale" else "refin"
         t = sample.temperature_c
         if t is None or not cfg.min_valid_c <= t <= cfg.max_valid_c:
             return "sensor_range"
@@ -106,10 +186,14 @@ class SensorValidator:
             return "sensor_jump"
         return None
 
-    def update(self, sample: RtdSample, now_s: float, heater_driven: bool) -> tuple[float | None, str | None]:
-        """Returns (trusted temperature or ``None``, fault code to trip or ``None``)."""
+    def update(self, sample: RtdSample, now_s: float, power_w: float) -> tuple[float | None, str | None]:
+        """Returns (trusted temperature or ``None``, fault code to trip or ``None``).
+
+        ``power_w``: the heater power delivered during the period that just ended.
+        """
         cfg = self.cfg
         bad = self.classify(sample, now_s)
+        dt_s, self._last_update_s = now_s - self._last_update_s, now_s
         trip = None
         if bad is None:
             self.bad_in_row = 0
@@ -122,18 +206,24 @@ class SensorValidator:
                 trip = bad
         if trip is None and now_s - self.last_good_at_s >= cfg.stale_s:
             trip = self.last_bad_code or "sensor_stale"
-        # Frozen: the same raw code, sample after sample, while the loop drives the heater.
-        if sample.code != self._frozen_code or not heater_driven or bad is not None:
+        if bad is not None:
+            self._frozen_code = None
+        elif sample.code != self._frozen_code:
             self._frozen_code = sample.code
             self._frozen_since_s = now_s
-        elif now_s - self._frozen_since_s >= cfg.frozen_s and trip is None:
-            trip = "sensor_frozen"
+            self.bound.restart(sample.temperature_c)
+        else:
+            self.bound.advance(dt_s, power_w)
+            steps = step_c(sample)
+            if trip is None and steps and now_s - self._frozen_since_s >= cfg.frozen_s and \
+                    self.bound.rise_c >= cfg.frozen_steps * steps:
+                trip = "sensor_frozen"
         return (sample.temperature_c if bad is None else None), trip
 
     def condition_present(self, code: str, sample: RtdSample, now_s: float) -> bool:
         """Whether a latched sensor fault is still there (the latest reading is not good)."""
         if code == "sensor_frozen":
-            return sample.code == self._frozen_code and now_s - self._frozen_since_s >= self.cfg.frozen_s
+            return sample.code is not None and sample.code == self._frozen_code
         return self.classify(sample, now_s) is not None
 
 
@@ -163,7 +253,7 @@ class SafetySupervisor:
     def __init__(self, cfg: SafetyConfig, model, now_s: float):
         self.cfg = cfg
         self.latch = FaultLatch()
-        self.sensor = SensorValidator(cfg, now_s)
+        self.sensor = SensorValidator(cfg, now_s, model)
         self.effect = HeatingEffect(cfg, model)
         self._heating_since_s: float | None = None
         self._ui_missing_since_s: float | None = None
@@ -182,7 +272,8 @@ class SafetySupervisor:
     def evaluate(self, x: Inputs) -> Verdict:
         cfg = self.cfg
         heat_wanted = x.setpoint_c is not None
-        mat_c, sensor_trip = self.sensor.update(x.sample, x.now_s, heat_wanted)
+        mat_c, sensor_trip = self.sensor.update(x.sample, x.now_s,
+                                                x.duty * x.heater_w if x.relay_closed else 0.0)
         readings = {"mat_c": mat_c, "resistance_ohm": x.sample.resistance_ohm, "code": x.sample.code,
                     "fault_bits": list(x.sample.fault_bits), "duty": round(x.duty, 3),
                     "setpoint_c": x.setpoint_c}
@@ -236,6 +327,7 @@ class SafetySupervisor:
     def use_model(self, model) -> None:
         """A calibrated model of the mat (``lumbarest tune``): the heat balance starts over."""
         self.effect = HeatingEffect(self.cfg, model)
+        self.sensor.use_model(model)
 
     def session_started(self) -> None:
         """A new session starts its own heating-time count and heating-effect windows."""

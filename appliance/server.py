@@ -572,6 +572,8 @@ class ApiServer:
             "auth.check": ({"role": Param((str,), required=True, choices=("clinic", "service")),
                             "pin": pin}, self._auth_check),
             "system.selftest": ({}, self._selftest),
+            "system.hwcheck": ({"pin": Param((str,), max_len=16),
+                                "outputs": Param((bool,), default=False)}, self._hwcheck),
             "prewarm.start": ({"minutes": Param((int, float), required=True, minimum=1,
                                                 maximum=240),
                                "pin": Param((str,), max_len=16)}, self._prewarm_start),
@@ -747,6 +749,21 @@ class ApiServer:
 
     def _selftest(self, conn: _Client) -> dict:
         return self.appliance.selftest()
+
+    async def _hwcheck(self, conn: _Client, pin: str | None, outputs: bool) -> dict:
+        await self._require_pin(pin, "service", "system.hwcheck", "The hardware check")
+        if outputs:
+            raise CommandError(errors.NOT_ALLOWED, "The outputs are pulsed only with the appliance "
+                               "stopped: systemctl stop lumbarest-appliance, then lumbarest "
+                               "hwcheck --outputs.")
+        core = self.appliance
+        if core.session.active or core.prewarming or core.tune_status().get("active"):
+            raise CommandError(errors.NOT_ALLOWED, "The hardware check runs only while the mat "
+                               "is idle.", {"state": core.session.state})
+        from appliance.hwcheck import run_in_appliance  # noqa: PLC0415
+
+        checks = [c.as_dict() for c in run_in_appliance(core)]
+        return {"passed": all(c["ok"] for c in checks), "checks": checks}
 
     async def _prewarm_start(self, conn: _Client, minutes: float, pin: str | None) -> dict:
         role = await self._require_pin(pin, "clinic", "prewarm.start", "Starting a pre-warm")

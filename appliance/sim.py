@@ -15,16 +15,22 @@ Scenario file (TOML)::
     seed = 1                # noise seed
     relay = true            # a series relay is fitted (default true)
     controller = "ours"     # or --controller
+    prewarm_s = 0           # a pre-warm runs this long before the session starts (default none)
     [[event]]
     at_s = 300
-    action = "patient_on"   # patient_on | patient_off | pause | resume | stop | fault | clear_fault | ack
+    action = "patient_on"   # patient_on | patient_off | pause | resume | extend | stop | fault | clear_fault | ack
     [[event]]
     at_s = 1500
     action = "fault"
     fault = "rtd_open"
 
 Any other configuration section (``[safety]``, ``[control]``, ``[model]``, ``[levels]``, …) is
-applied on top of the defaults. Times in the output count from the session start.
+applied on top of the defaults. Times in the output count from the session start; an event may
+have a negative ``at_s`` (a patient lying down before Start, or during the pre-warm): the runner
+then begins that much earlier with the unit idle (or pre-warming).
+
+``lumbarest-sim --sweep N --seed S [--faults] [--jobs J]`` draws N random scenarios from the
+declared operating envelope instead (:mod:`appliance.sweep`).
 """
 
 import argparse
@@ -43,13 +49,15 @@ from appliance.errors import CommandError
 from appliance.wiring import build_simulated
 from hw.clock import VirtualClock
 
-ACTIONS = ("patient_on", "patient_off", "pause", "resume", "stop", "fault", "clear_fault", "ack")
+ACTIONS = ("patient_on", "patient_off", "pause", "resume", "extend", "stop", "fault", "clear_fault",
+           "ack")
 BAND_C = 0.5
 SETTLE_S = 120.0
 LOAD_EXCLUDE_S = 300.0
 WATCHDOG_STEP_S = 0.1
 STALL_S = 10.0
 SMOOTH_SAMPLES = 8  # 2 s at 4 Hz
+GETUP_WINDOW_S = 600.0
 
 
 @dataclass
@@ -60,6 +68,12 @@ class Scenario:
     level: str
     seed: int
     events: list = field(default_factory=list)
+    prewarm_s: float = 0.0
+
+    @property
+    def lead_s(self) -> float:
+        """How long before the session start the run begins."""
+        return max([self.prewarm_s] + [-e["at_s"] for e in self.events])
 
 
 def parse_scenario(data: dict, source: str, controller: str | None = None) -> Scenario:
@@ -69,7 +83,7 @@ def parse_scenario(data: dict, source: str, controller: str | None = None) -> Sc
     events = data.pop("event", [])
     if not isinstance(run, dict):
         raise ConfigError(f"{source}: [run] must be a table.")
-    known = {"duration_s", "program", "level", "seed", "relay", "controller"}
+    known = {"duration_s", "program", "level", "seed", "relay", "controller", "prewarm_s"}
     for key in run:
         if key not in known:
             raise ConfigError(f"{source}: run.{key} is not a known key; known: {', '.join(sorted(known))}.")
@@ -97,9 +111,14 @@ def parse_scenario(data: dict, source: str, controller: str | None = None) -> Sc
             raise ConfigError(f"{where}: fault {event.get('fault')!r} is not known; use one of {', '.join(SIM_FAULTS)}.")
         checked.append(event)
     checked.sort(key=lambda e: e["at_s"])
+    prewarm = run.get("prewarm_s", 0)
+    if isinstance(prewarm, bool) or not isinstance(prewarm, (int, float)) or not 0 <= prewarm <= 7200:
+        raise ConfigError(f"{source}: run.prewarm_s = {prewarm!r} is not allowed; use seconds from 0 to 7200.")
+    if 0 < prewarm < 60:
+        raise ConfigError(f"{source}: run.prewarm_s = {prewarm!r} is not allowed; a pre-warm lasts at least 60 s.")
     from_dict(config_data, source)  # validate now, with the file's name in any error
     return Scenario(config_data, float(duration), run.get("program", "standard"),
-                    run.get("level", "high"), int(run.get("seed", 0)), checked)
+                    run.get("level", "high"), int(run.get("seed", 0)), checked, float(prewarm))
 
 
 def smoothed(readings: list[tuple[float, float]], span: int = SMOOTH_SAMPLES) -> list[tuple[float, float]]:
@@ -138,7 +157,7 @@ class ScenarioRun:
             if action in ("patient_on", "patient_off"):
                 core.set_patient(action == "patient_on")
                 self.patient_events.append(self._t())
-            elif action in ("pause", "resume", "stop"):
+            elif action in ("pause", "resume", "extend", "stop"):
                 getattr(core, action)()
             elif action == "ack":
                 core.acknowledge(None, event.get("role", "user"))
@@ -152,6 +171,12 @@ class ScenarioRun:
                     core.inject(event["fault"])
         except CommandError as exc:
             print(f"event at {event['at_s']} s ({action}): {exc.message}", file=sys.stderr)
+
+    def _start_session(self) -> None:
+        try:
+            self.core.start_session(self.scenario.program, self.scenario.level)
+        except CommandError as exc:  # e.g. a fault latched during the pre-warm: as at the panel
+            print(f"start at 0 s: {exc.message}", file=sys.stderr)
 
     def _stall(self) -> None:
         """The control loop blocks: only the watchdog runs, on its own 100 ms period."""
@@ -167,7 +192,7 @@ class ScenarioRun:
         sp = core.session.plan.setpoint_c if core.session.plan else None
         mat.advance_to(self.clock.monotonic())
         self.trace.append((round(self._t(), 3), core.mat_c, mat.surface_c, sp, core.duty,
-                           bool(mat.relay_closed), core.session.state))
+                           bool(mat.relay_closed), core.session.state, mat.patient_on))
 
     def run(self) -> dict:
         scenario, core, clock = self.scenario, self.core, self.clock
@@ -176,22 +201,29 @@ class ScenarioRun:
         while not core.ready:
             core.tick()
             clock.advance_to(clock.monotonic() + period)
-        self.t0 = clock.monotonic()
-        core.start_session(scenario.program, scenario.level)
+        lead_ticks = math.ceil(scenario.lead_s / period - 1e-9)
+        self.t0 = clock.monotonic() + lead_ticks * period
+        start_tick = clock.monotonic()
+        if scenario.prewarm_s:
+            core.start_prewarm(scenario.prewarm_s + 60.0, by="scenario")
         events = list(scenario.events)
         tick_index = 0
+        started = False
         while True:
             t = self._t()
             if t > scenario.duration_s + 1e-9:
                 break
+            if not started and t >= -1e-9:
+                self._start_session()
+                started = True
             while events and events[0]["at_s"] <= t + 1e-9:
                 self._apply(events.pop(0))
             core.tick()
-            if self.heating_end_s is None and not core.session.heat_wanted:
+            if started and self.heating_end_s is None and not core.session.heat_wanted:
                 self.heating_end_s = self._t()
             self._record()
             tick_index += 1
-            clock.advance_to(self.t0 + tick_index * period)
+            clock.advance_to(start_tick + tick_index * period)
         wall_s = time.perf_counter() - wall_start
         return self._result(wall_s)
 
@@ -213,7 +245,7 @@ class ScenarioRun:
         if scenario.program in self.config.HEATLESS_PROGRAMS:
             setpoint = None
         heat_end = self.heating_end_s if self.heating_end_s is not None else self._t()
-        readings = smoothed([(t, c) for t, c, *_ in self.trace if c is not None])
+        readings = smoothed([(t, c) for t, c, *_ in self.trace if c is not None and t >= 0])
         time_to_band = None
         if setpoint is not None:
             time_to_band = next((t for t, c in readings if abs(c - setpoint) <= BAND_C), None)
@@ -236,12 +268,15 @@ class ScenarioRun:
             faults.append({"code": code, "detected_at_s": round(detected_abs - self.t0, 3),
                            "heater_off_at_s": round(off_abs - self.t0, 3) if off_abs is not None else None})
         outcome = core.session.outcome or ("running" if core.session.active else core.session.state)
+        on_surface = [row[2] for row in self.trace if row[7]]
         return {
             "setpoint_c": setpoint,
             "time_to_band_s": round(time_to_band, 2) if time_to_band is not None else None,
             "overshoot_c": round(overshoot, 3),
             "max_surface_c": round(mat.max_surface_c, 3),
             "max_sensor_c": round(max((c for _, c in readings), default=float("nan")), 3),
+            "max_surface_patient_on_c": round(max(on_surface), 3) if on_surface else None,
+            "max_surface_after_getup_c": self._max_after_getup(),
             "rms_error_c": round(rms, 4) if rms is not None else None,
             "load_recovery_s": recovery,
             "heater_energy_wh": round(mat.energy_j / 3600, 3),
@@ -253,13 +288,26 @@ class ScenarioRun:
             "sim_speed": round(scenario.duration_s / wall_s, 1) if wall_s > 0 else None,
         }
 
+    def _max_after_getup(self, window_s: float = GETUP_WINDOW_S) -> float | None:
+        """Highest true surface within ``window_s`` after a patient got up (the element's stored
+        heat arrives then), or ``None`` if nobody got up."""
+        peaks, was_on, until = [], False, None
+        for row in self.trace:
+            if was_on and not row[7]:
+                until = row[0] + window_s
+            was_on = row[7]
+            if until is not None and row[0] <= until and not row[7]:
+                peaks.append(row[2])
+        return round(max(peaks), 3) if peaks else None
+
     def write_trace(self, path: str) -> None:
         with open(path, "w", newline="") as handle:
             writer = csv.writer(handle)
-            writer.writerow(["t_s", "sensor_c", "surface_c", "setpoint_c", "duty", "relay_closed", "state"])
-            for t, sensor, surface, sp, duty, relay, state in self.trace:
+            writer.writerow(["t_s", "sensor_c", "surface_c", "setpoint_c", "duty", "relay_closed", "state",
+                             "patient_on"])
+            for t, sensor, surface, sp, duty, relay, state, patient in self.trace:
                 writer.writerow([t, "" if sensor is None else round(sensor, 3), round(surface, 3),
-                                 "" if sp is None else sp, round(duty, 4), int(relay), state])
+                                 "" if sp is None else sp, round(duty, 4), int(relay), state, int(patient)])
 
 
 def run_file(path: str, controller: str | None = None) -> tuple[dict, ScenarioRun]:
@@ -284,11 +332,26 @@ def _human(result: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="lumbarest-sim", description=__doc__.split("\n\n")[0])
-    parser.add_argument("scenario", help="scenario TOML file")
+    parser.add_argument("scenario", nargs="?", help="scenario TOML file")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--trace", metavar="FILE.csv", help="write the per-sample trace")
     parser.add_argument("--controller", choices=CONTROLLERS, help="override the control strategy")
+    sweep = parser.add_argument_group("envelope sweep (docs/safety.md)")
+    sweep.add_argument("--sweep", type=int, metavar="N", help="run N random scenarios from the envelope")
+    sweep.add_argument("--seed", type=int, default=1, metavar="S", help="the sweep's seed (default 1)")
+    sweep.add_argument("--faults", action="store_true", help="inject one random fault in each")
+    sweep.add_argument("--jobs", type=int, default=2, metavar="J", help="parallel processes (default 2)")
+    sweep.add_argument("--out", metavar="DIR", default="sweep-failures",
+                       help="where failing scenarios are written (default ./sweep-failures)")
     args = parser.parse_args(argv)
+    if args.sweep is not None:
+        if args.scenario or args.trace:
+            parser.error("--sweep runs drawn scenarios; give no scenario file or --trace")
+        from appliance import sweep as sweeper
+        return sweeper.main(args.sweep, args.seed, faults=args.faults, jobs=args.jobs,
+                            controller=args.controller, out_dir=args.out, as_json=args.json)
+    if not args.scenario:
+        parser.error("give a scenario file, or --sweep N")
     try:
         result, runner = run_file(args.scenario, args.controller)
     except (OSError, tomllib.TOMLDecodeError, ConfigError) as exc:

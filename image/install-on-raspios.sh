@@ -69,10 +69,11 @@ if [ -z "$WHEEL" ]; then
   WHEEL=$(find "$tmp" -name 'lumbarest-*.whl' | head -1)
 fi
 [ -d "$VENV" ] || python3 -m venv --system-site-packages "$VENV"
-extra=""
-[ "$KIOSK" -eq 1 ] && extra="[kiosk]"
+extra="[pi]"
+[ "$KIOSK" -eq 1 ] && extra="[kiosk,pi]"
 "$VENV/bin/pip" install --quiet --disable-pip-version-check --upgrade "${WHEEL}${extra}"
-"$VENV/bin/python" -c 'import gpiozero, lgpio, adafruit_max31865, appliance'
+"$VENV/bin/python" -c 'import gpiozero, lgpio, gpiod, adafruit_max31865, appliance'
+"$VENV/bin/python" -m hw.pi
 
 say "units"
 install -m 0644 systemd/lumbarest-appliance.service /etc/systemd/system/

@@ -5,9 +5,11 @@ the properties the safety case relies on (watchdog, fail-safe stop, unprivileged
 hardening), and shellcheck on the image scripts (skipped where shellcheck is absent).
 """
 
+import os
 import re
 import shutil
 import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
@@ -207,8 +209,13 @@ def test_system_drop_ins():
     assert seconds(one(journald, "SyncIntervalSec")) >= 60
     assert one(journald, "SystemMaxUse").endswith("M") and int(one(journald, "SystemMaxUse")[:-1]) <= 256
     manager = parse_unit(SYSTEMD / "system.conf.d/lumbarest-watchdog.conf")["Manager"]
-    # bcm2835_wdt cannot count beyond ~15 s.
+    # bcm2835_wdt takes at most 15 s: the kernel refuses a longer timeout, which would leave that
+    # phase (running, rebooting, kexec) unguarded. Every watchdog setting must be set and fit.
     assert 1 <= seconds(one(manager, "RuntimeWatchdogSec")) <= 15
+    assert 1 <= seconds(one(manager, "RebootWatchdogSec")) <= 15
+    for key, values in manager.items():
+        if "Watchdog" in key and key != "WatchdogDevice":
+            assert all(1 <= seconds(v) <= 15 for v in values), (key, values)
 
 
 # --- the image's configuration ---------------------------------------------------------------
@@ -254,6 +261,52 @@ def test_wheels_are_pinned_with_hashes():
     assert {"gpiozero", "adafruit-circuitpython-max31865", "lgpio"} <= names
     # These come from Debian (python3-kivy, python3-apscheduler) through --system-site-packages.
     assert not names & {"kivy", "apscheduler"}
+
+
+def test_image_carries_what_blinka_imports_on_a_pi_and_nothing_unused():
+    """Blinka maps the Pi 4 to its bcm2711 pin module, which imports gpiod (issue 15); rpi-lgpio
+    is not what it uses there."""
+    pins = dict(line.split(" ")[0].split("==") for line in
+                (IMAGE / "requirements-arm64.txt").read_text().splitlines()
+                if line.strip() and not line.startswith("#"))
+    extra = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]["pi"]
+    for requirement in extra:
+        name, version = requirement.split("==")
+        assert pins[name] == version, name
+    assert "rpi-lgpio" not in pins
+    customize = (IMAGE / "customize.sh").read_text()
+    check = re.search(r"^in_root (.*) /opt/lumbarest/venv/bin/python -m hw\.pi$", customize, re.M)
+    assert check and set(check.group(1).split()) == {"BLINKA_FORCEBOARD=RASPBERRY_PI_4B",
+                                                     "BLINKA_FORCECHIP=BCM2XXX"}
+    lock = (IMAGE / "lock-wheels.sh").read_text()
+    assert all(requirement in lock for requirement in extra)
+
+
+def test_appliance_unit_never_lets_blinka_ask_to_install(appliance):
+    assert "BLINKA_SKIP_DEPENDENCY_CHECK=1" in words(appliance["Service"], "Environment")
+
+
+PI4 = {"BLINKA_FORCEBOARD": "RASPBERRY_PI_4B", "BLINKA_FORCECHIP": "BCM2XXX"}
+
+
+def run_blinka_check(tmp_path, extra_env=None):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BLINKA_")}
+    env.update(PI4, **(extra_env or {}))
+    return subprocess.run([sys.executable, "-m", "hw.pi"], cwd=REPO, env=env, capture_output=True,
+                          text=True, timeout=60, stdin=subprocess.DEVNULL)
+
+
+def test_blinka_imports_board_busio_digitalio_on_a_forced_pi4(tmp_path):
+    result = run_blinka_check(tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "RASPBERRY_PI_4B" in result.stdout
+
+
+def test_the_blinka_check_fails_without_gpiod(tmp_path):
+    """What the image build catches: the same check with gpiod missing must fail."""
+    (tmp_path / "gpiod.py").write_text('raise ModuleNotFoundError("No module named \'gpiod\'", name="gpiod")\n')
+    result = run_blinka_check(tmp_path, {"PYTHONPATH": str(tmp_path)})
+    assert result.returncode != 0 and "gpiod" in result.stderr
 
 
 # --- shellcheck ------------------------------------------------------------------------------

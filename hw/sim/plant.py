@@ -37,7 +37,7 @@ class MatParams:
     patient_w_per_k: float = 4.0             # surface-to-body conductance while a patient lies on it
     patient_c: float = 34.0                  # body-side temperature
     sensor_tau_s: float = 8.0                # RTD lag behind the surface
-    sensor_noise_c: float = 0.05             # Gaussian, 1 sigma
+    sensor_noise_c: float = 0.05             # Gaussian, 1 sigma, before the ADC quantises; 0 = a quiet chip
 
     @classmethod
     def names(cls) -> tuple[str, ...]:

@@ -115,3 +115,22 @@ def test_three_subscribers_get_2hz(real_appliance):
     stop.set()
     rates = [(counts[i] - start[i]) / 2.0 for i in range(3)]
     assert all(r >= 1.9 for r in rates), rates
+
+
+def test_hwcheck_through_the_running_appliance_needs_the_service_pin(real_appliance):
+    r = lumbarest(real_appliance, "hwcheck")
+    assert r.returncode == 1 and "service PIN" in r.stderr
+    r = lumbarest(real_appliance, "hwcheck", "--pin", "1234")      # the clinic PIN is not enough
+    assert r.returncode == 1
+    r = lumbarest(real_appliance, "hwcheck", "--pin", "7391", "--outputs")
+    assert r.returncode == 1 and "appliance stopped" in r.stderr
+    r = lumbarest(real_appliance, "hwcheck", "--pin", "7391")
+    assert r.returncode == 0, r.stdout + r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0].startswith("ok   mode: simulation")
+    assert any(line.startswith("ok   fault-detection cycle") for line in lines)
+    assert any(line.startswith("ok   RTD reading") for line in lines)
+    assert lines[-1] == "Hardware check passed."
+    r = lumbarest(real_appliance, "hwcheck", "--pin", "7391", "--json")
+    result = json.loads(r.stdout)
+    assert result["passed"] is True and {c["name"] for c in result["checks"]} >= {"RTD reading"}

@@ -1,11 +1,13 @@
 """The safety rules as pure logic: samples in, verdicts out, time passed in."""
 
+import math
+
 import pytest
 
 from appliance.config import SafetyConfig
-from appliance.runaway import HeatingEffect
-from appliance.safety import FaultLatch, Inputs, SafetySupervisor, SensorValidator
-from hw.rtd import RtdSample
+from appliance.runaway import Envelope, ExcessHeat
+from appliance.safety import FaultLatch, Inputs, SafetySupervisor, SensorValidator, step_c
+from hw.rtd import RtdSample, celsius_to_ohms, ohms_to_celsius
 from hw.sim.plant import MatParams
 
 CFG = SafetyConfig()
@@ -49,13 +51,51 @@ def test_no_good_read_for_stale_s_trips_even_without_three_in_a_row():
     assert trips[:7] == [None] * 7 and trips[7] == "spi_error"
 
 
-def test_frozen_reading_trips_only_while_heating():
-    v = SensorValidator(CFG, 0.0)
-    for i in range(100):  # 25 s frozen while not heating: nothing
-        assert v.update(good(38.0, code=9000), i * 0.25, False)[1] is None
-    trips = [v.update(good(38.0, code=9000), 25 + i * 0.25, True)[1] for i in range(41)]
-    first = next(i for i, code in enumerate(trips) if code)
-    assert trips[first] == "sensor_frozen" and first * 0.25 >= CFG.frozen_s - 0.25
+def pt100(t_c: float) -> RtdSample:
+    """A fault-free reading as the MAX31865 (PT100, 430 ohm) quantises it."""
+    code = round(celsius_to_ohms(t_c, 100.0) / 430.0 * 32768)
+    ohms = code * 430.0 / 32768
+    return RtdSample(ohms_to_celsius(ohms, 100.0), ohms, code)
+
+
+def first_trip(v, sample, start_s, power_w, seconds):
+    for i in range(int(seconds / 0.25)):
+        trip = v.update(sample, start_s + i * 0.25, power_w)[1]
+        if trip:
+            return start_s + i * 0.25, trip
+    return None, None
+
+
+def test_frozen_code_trips_when_the_heat_put_in_should_have_moved_it():
+    """Full power into a cold mat whose reading never changes: a slow mat would have moved
+    frozen_steps ADC steps within three minutes; the rule trips then, not at frozen_s."""
+    v = SensorValidator(CFG, 0.0, MatParams())
+    at_s, trip = first_trip(v, pt100(22.0), 0.0, 80.0, 300.0)
+    assert trip == "sensor_frozen"
+    assert 30.0 <= at_s <= 180.0          # measured: 162 s on the reference [model]
+    assert v.bound.rise_c >= CFG.frozen_steps * step_c(pt100(22.0))
+
+
+def test_frozen_code_never_trips_at_a_steady_setpoint():
+    """A quiet converter at 40 °C for an hour with the heater holding it (hold power of the
+    reference mat, ~27 W, plus the patient's ~24 W): the same code is no fault."""
+    v = SensorValidator(CFG, 0.0, MatParams())
+    for power_w in (27.0, 51.0):
+        assert first_trip(v, pt100(40.0), 0.0, power_w, 3600.0) == (None, None)
+
+
+def test_frozen_needs_the_code_to_stay_the_same():
+    v = SensorValidator(CFG, 0.0, MatParams())
+    for i in range(2000):                 # full power, but the reading keeps moving by one step
+        sample = pt100(22.0 + (i // 8) * 0.035)
+        assert v.update(sample, i * 0.25, 80.0)[1] is None
+
+
+def test_frozen_is_not_tripped_before_frozen_s():
+    cfg = SafetyConfig(frozen_s=60.0, frozen_steps=2.0)
+    v = SensorValidator(cfg, 0.0, MatParams(element_j_per_k=60.0, surface_j_per_k=200.0))
+    at_s, trip = first_trip(v, pt100(22.0), 0.0, 80.0, 300.0)
+    assert trip == "sensor_frozen" and at_s == 60.0
 
 
 def test_latch_needs_acknowledgment_after_the_condition_is_gone():
@@ -90,24 +130,49 @@ def test_over_temperature_from_one_valid_reading():
     assert not verdict.heat_allowed
 
 
-def test_rule6_zero_duty_then_a_rise_is_a_stuck_ssr():
-    effect = HeatingEffect(CFG, MatParams())
-    t, temp, trips = 0.0, 40.0, []
-    while t < CFG.stuck_settle_s + CFG.stuck_window_s + 5 and not trips:
-        temp += 0.0005 if t < CFG.stuck_settle_s else 0.02 * 0.25  # 0.02 K/s once settled
-        trips = [c for c in effect._rule6(t, temp, 0.0) if c]
-        effect.balance.y_f = temp
-        t += 0.25
-    assert trips == ["heating_while_off"]
-    assert CFG.stuck_settle_s < t <= CFG.stuck_settle_s + CFG.stuck_window_s
+def _excess(readings, duty=0.0, setpoint_c=None, period_s=0.25):
+    """Feed ExcessHeat a reading function of time; returns the first trip time or None."""
+    check = ExcessHeat(CFG, Envelope.from_config(CFG))
+    t = 0.0
+    while t < 900.0:
+        if check.update(t, readings(t), duty, setpoint_c):
+            return t
+        t += period_s
+    return None
 
 
-def test_rule6_needs_duty_zero():
-    effect = HeatingEffect(CFG, MatParams())
-    effect.balance.y_f = 40.0
-    for i in range(800):
-        effect.balance.y_f += 0.01
-        assert effect._rule6(i * 0.25, 40.0, 0.2) == []
+def test_commanded_off_and_still_rising_above_body_temperature_is_a_stuck_ssr():
+    # 0.01 K/s, steadily: what a welded SSR does; a working mat's rise slows from the cut on.
+    tripped = _excess(lambda t: 37.0 + 0.01 * t)
+    assert tripped is not None and CFG.stuck_settle_s <= tripped <= CFG.stuck_settle_s + 10.0
+
+
+def test_the_elements_stored_heat_arriving_after_the_cut_is_not_a_fault():
+    # The surface rises 1.5 °C after the cut and levels off (time constant 60 s): stored heat.
+    assert _excess(lambda t: 38.0 + 1.5 * (1 - math.exp(-t / 60.0))) is None
+
+
+def test_a_patient_warming_a_cool_mat_is_not_a_fault():
+    # A body at 36 °C on a 30 °C mat, heater off: the mat rises towards 36, never above 36.5.
+    assert _excess(lambda t: 36.0 - 6.0 * math.exp(-t / 200.0)) is None
+
+
+def test_rising_well_above_the_setpoint_with_the_heater_off_trips_early():
+    tripped = _excess(lambda t: 41.1 + 0.01 * t, setpoint_c=40.0)
+    assert tripped is not None and tripped <= CFG.stuck_window_s + CFG.balance_confirm_s + 0.5
+
+
+def test_excess_check_needs_the_heater_commanded_off():
+    assert _excess(lambda t: 37.0 + 0.01 * t, duty=0.2) is None
+
+
+def test_fall_bound_covers_the_coldest_room_and_heaviest_patient():
+    env = Envelope.from_config(CFG)
+    model = MatParams()
+    # At 40 °C: 1.4 × 1.5 W/K × 25 K + 6 W/K × 8 K over 0.6 × 1200 J/K.
+    assert env.max_fall_c_per_s(model, 40.0) == pytest.approx((2.1 * 25 + 48) / 720)
+    # A detached sensor relaxing to a 15 °C room (60 s) falls faster than that at 40 °C.
+    assert 25 / 60 > env.max_fall_c_per_s(model, 40.0)
 
 
 def test_ui_rule_counts_only_while_heat_is_wanted():

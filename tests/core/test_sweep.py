@@ -1,0 +1,52 @@
+"""The envelope sweep's machinery: draws within the envelope, judging, the CLI contract."""
+
+import json
+
+from appliance import sweep
+from appliance.sim import main as sim_main
+from hw.sim.plant import MatParams
+
+
+def test_draws_are_reproducible_and_inside_the_envelope():
+    model = MatParams()
+    for index in range(30):
+        first = sweep.draw(index, 7, fault=index % 2 == 0)
+        assert first == sweep.draw(index, 7, fault=index % 2 == 0)
+        for name, (kind, low, high) in sweep.ENVELOPE.items():
+            value = first["plant"][name]
+            if kind == "scale":
+                value /= getattr(model, name)
+            assert low - 1e-3 <= value <= high + 1e-3, (name, value)
+        patient = [e["action"] for e in first["event"] if e["action"].startswith("patient")]
+        assert all(a != b for a, b in zip(patient, patient[1:])), "lie down and get up alternate"
+        faults = [e for e in first["event"] if e["action"] == "fault"]
+        assert len(faults) == (1 if index % 2 == 0 else 0)
+
+
+def test_judge_counts_false_trips_misses_and_the_surface():
+    clean = {"event": []}
+    ok = {"faults": [], "max_surface_c": 40.2}
+    assert not sweep.judge(ok, clean)["false_trips"]
+    tripped = sweep.judge({"faults": [{"code": "heating_while_off", "detected_at_s": 50.0}],
+                           "max_surface_c": 41.2}, clean)
+    assert tripped["false_trips"] == ["heating_while_off"] and tripped["surface_failed"]
+    faulted = {"event": [{"at_s": 100.0, "action": "fault", "fault": "heater_open"}]}
+    late = sweep.judge({"faults": [{"code": "no_heating_effect", "detected_at_s": 195.0}],
+                        "max_surface_c": 40.0}, faulted)
+    assert late["missed"] and late["detect_s"] == 95.0
+    early = sweep.judge({"faults": [{"code": "rtd_open", "detected_at_s": 20.0},
+                                    {"code": "no_heating_effect", "detected_at_s": 150.0}],
+                         "max_surface_c": 40.0}, faulted)
+    assert early["false_trips"] == ["rtd_open"] and not early["missed"]
+
+
+def test_sweep_cli_prints_the_contract_fields(tmp_path, capsys):
+    code = sim_main(["--sweep", "2", "--seed", "1", "--faults", "--jobs", "1", "--json",
+                     "--out", str(tmp_path)])
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    for key in ("runs", "false_trips", "misses", "per_fault", "max_surface_c", "failures"):
+        assert key in summary
+    assert summary["runs"] == 2
+    assert code == (1 if summary["failures"] else 0)
+    for failure in summary["failures"]:
+        assert (tmp_path / failure["file"].split("/")[-1]).exists()
