@@ -430,6 +430,28 @@ def cmd_fleet(_client: None, args) -> int:
         watcher.stop()
 
 
+def cmd_schedule(c: Client, args) -> int:
+    """The clinic schedules as saved, and when they run next."""
+    settings = c.call("settings.get")
+    upcoming = c.call("schedule.next")
+    keys = ("prewarm_enabled", "prewarm_weekdays", "prewarm_time", "prewarm_lead_min",
+            "prewarm_hold_min", "selftest_time", "prune_time")
+    if args.json:
+        _print_json({**{k: settings.get(k) for k in keys}, "next": upcoming})
+        return 0
+    days = ", ".join(settings.get("prewarm_weekdays") or []) or "no days"
+    if settings.get("prewarm_enabled"):
+        print(f"Pre-warm: on, {days}, ready at {settings.get('prewarm_time')} "
+              f"(starts {settings.get('prewarm_lead_min')} min before, holds "
+              f"{settings.get('prewarm_hold_min')} min)")
+    else:
+        print(f"Pre-warm: off ({days}, {settings.get('prewarm_time')})")
+    print(f"Self-test: every night at {settings.get('selftest_time')}")
+    print(f"Next pre-warm: {upcoming.get('prewarm') or 'none planned'}")
+    print(f"Next self-test: {upcoming.get('selftest') or 'none planned'}")
+    return 0
+
+
 # -- argument parsing --------------------------------------------------------------------------
 
 class _Parser(argparse.ArgumentParser):
@@ -482,6 +504,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--usb", action="store_true",
                    help="write to the first mounted USB drive (lumbarest-DATE-TIME.csv)")
     p.set_defaults(run=cmd_export, json=False)
+
+    p = sub.add_parser("schedule", parents=[common],
+                       help="show the pre-warm and self-test schedules and their next runs")
+    p.set_defaults(run=cmd_schedule)
 
     p = sub.add_parser("selftest", parents=[common], help="run the self-test")
     p.set_defaults(run=cmd_selftest)

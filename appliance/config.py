@@ -186,6 +186,15 @@ class PanelConfig:
 
 
 @dataclass(frozen=True)
+class SimulationConfig:
+    """Simulation only. ``speed`` runs the simulated mat, the control loop and every timer that
+    many times faster than real time (the appliance's clock is scaled), so a 27-minute relay test
+    takes seconds in an end-to-end test. Refused in hardware mode."""
+
+    speed: float = field(default=1.0, metadata=_num(1.0, 1000.0))
+
+
+@dataclass(frozen=True)
 class Config:
     mode: str = "simulation"
     unit_name: str = "Lumbarest"
@@ -199,6 +208,7 @@ class Config:
     hardware: HardwareConfig = HardwareConfig()
     clinic: ClinicConfig = ClinicConfig()
     panel: PanelConfig = PanelConfig()
+    simulation: SimulationConfig = SimulationConfig()
     model: MatParams = field(default_factory=MatParams)   # the controller's model of the mat
     plant: MatParams = field(default_factory=MatParams)   # simulation only: the simulated mat
     source: str = "built-in defaults"
@@ -207,7 +217,8 @@ class Config:
 
 
 _SECTIONS = {"safety": SafetyConfig, "session": SessionConfig, "control": ControlConfig,
-             "hardware": HardwareConfig, "clinic": ClinicConfig, "panel": PanelConfig}
+             "hardware": HardwareConfig, "clinic": ClinicConfig, "panel": PanelConfig,
+             "simulation": SimulationConfig}
 
 
 def _fail(source: str, key: str, value: Any, allowed: str) -> ConfigError:
@@ -307,9 +318,12 @@ def from_dict(data: dict, source: str = "configuration") -> Config:
             changes[key] = {**getattr(config, key), **value}
         else:
             raise _fail(source, key, value, "known keys are mode, unit_name, [levels], [programs], "
-                        "[safety], [session], [control], [hardware], [clinic], [panel], [model], "
-                        "[plant]")
+                        "[safety], [session], [control], [hardware], [clinic], [panel], "
+                        "[simulation], [model], [plant]")
     config = replace(config, **changes)
+    if config.mode == "hardware" and config.simulation.speed != 1.0:
+        raise _fail(source, "simulation.speed", config.simulation.speed,
+                    "a real mat runs in real time: remove it in hardware mode")
     if config.safety.max_setpoint_c > config.safety.trip_c - 1.0:
         raise _fail(source, "safety.max_setpoint_c", config.safety.max_setpoint_c,
                     f"keep it at least 1 °C below safety.trip_c ({config.safety.trip_c:g})")

@@ -605,7 +605,7 @@ class Appliance:
         status = {"active": self._tuning, "done": tuner.done, "ended": self._tune_ended,
                   "test_c": tuner.setpoint_c,
                   "elapsed_s": round(self.clock.monotonic() - self._tune_started_s, 1),
-                  "cycles": tuner.measured_cycles}
+                  "cycles": tuner.measured_cycles, "cycles_needed": tuner.cycles}
         if tuner.done:
             status["relay"] = tuner.relay_data()
         return status
@@ -616,6 +616,9 @@ class Appliance:
             raise CommandError(NOT_ALLOWED, "No finished autotune run.", self.tune_status())
         result = dict(self._tuner.result())
         result["proposed"] = self._tuner.as_config()
+        # the model in use now, for a side-by-side view of what applying would change
+        result["current"] = {"model": {k: getattr(self.config.model, k)
+                                       for k in result["proposed"].get("model", {})}}
         return result
 
     def apply_tune(self, by: str = "service") -> dict:

@@ -28,6 +28,7 @@ from appliance.paths import CONFIG_FILE, default_data_dir, default_socket_path
 from appliance.pins import PinStore
 from appliance.sdnotify import Notifier
 from appliance.server import ApiServer
+from appliance.simclock import ScaledClock
 from appliance.unitid import load_or_create_unit_id
 from appliance.watchdog import run_watchdog_thread
 from appliance.wiring import build_hardware, build_simulated, output_pins, pin_factory_for_hardware
@@ -72,7 +73,8 @@ class ApplianceProcess:
 
     def __init__(self, config: config_module.Config, socket_path: Path, data_dir: Path):
         self.config = config
-        self.clock = RealClock()
+        self.speed = config.simulation.speed if config.mode == "simulation" else 1.0
+        self.clock = ScaledClock(self.speed) if self.speed != 1.0 else RealClock()
         data_dir.mkdir(parents=True, exist_ok=True)
         self.history = History(data_dir / "history.sqlite3")
         self.history.prune()
@@ -99,14 +101,18 @@ class ApplianceProcess:
         await self.server.start()
         self._start_clinic(loop)
         run_watchdog_thread(self.core.watchdog, self.core.force_off, self._watchdog_stop)
-        period = self.core.period_s
+        period = self.core.period_s / self.speed      # real seconds between ticks
         next_s = time.monotonic()
+        next_publish_s = next_s
         ready_sent = False
         try:
             while not self._stop.is_set():
                 self.core.tick()
                 state = self.core.snapshot()
-                self.server.publish(state)
+                if time.monotonic() >= next_publish_s:
+                    # sped-up simulation: UIs still get states at the loop's real-time rate
+                    next_publish_s = time.monotonic() + self.core.period_s * 0.9
+                    self.server.publish(state)
                 self._annunciate(state)
                 if self.core.ready and not ready_sent:
                     self.notifier.notify(f"READY=1\nSTATUS=Controlling the mat ({self.config.mode})")
@@ -147,6 +153,7 @@ class ApplianceProcess:
         try:
             self.scheduler = ClinicScheduler(self.core, self.history, wall=self.clock.wall)
             self.scheduler.start()
+            self.server.scheduler = self.scheduler
         except Exception:  # noqa: BLE001
             log.exception("clinic schedules unavailable")
             self.scheduler = None

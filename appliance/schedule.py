@@ -145,20 +145,39 @@ class FiredDays:
                 log.exception("cannot persist %s", FIRED_KEY)
 
 
+#: reminders that "Service done" (``maintenance.reset``) clears by starting their count again;
+#: the self-test reminder goes away by running a self-test instead
+RESETTABLE = ("heater_hours", "relay_cycles")
+BASELINE_KEY = "maintenance.baseline"
+
+
+def since_service(counters: dict, baseline: dict | None) -> dict:
+    """Heater hours and relay cycles since the last ``maintenance.reset`` of each."""
+    baseline = baseline if isinstance(baseline, dict) else {}
+    hours = float(counters.get("heater_hours") or 0.0) - float(baseline.get("heater_hours") or 0.0)
+    cycles = int(counters.get("relay_cycles") or 0) - int(baseline.get("relay_cycles") or 0)
+    return {"heater_hours": round(max(0.0, hours), 3), "relay_cycles": max(0, cycles)}
+
+
 def maintenance_reminders(counters: dict, last_selftest: dict | None, now: datetime,
-                          clinic: ClinicConfig) -> list[dict]:
-    """LOW information for staff from the history counters and the last self-test."""
+                          clinic: ClinicConfig, baseline: dict | None = None) -> list[dict]:
+    """LOW information for staff from the history counters (since the last service reset) and
+    the last self-test. Each reminder has a ``code`` and its numbers in ``params`` so a UI can
+    word it in its own language; ``title`` and ``text`` are the English words (the CLI)."""
     out = []
-    hours = float(counters.get("heater_hours") or 0.0)
+    since = since_service(counters, baseline)
+    hours = since["heater_hours"]
     if hours >= clinic.service_heater_hours:
         out.append(_reminder("heater_hours", "Service due: heater hours",
                              f"The heater has run {hours:.0f} h (service every "
-                             f"{clinic.service_heater_hours:g} h). Call service."))
-    cycles = int(counters.get("relay_cycles") or 0)
+                             f"{clinic.service_heater_hours:g} h). Call service.",
+                             {"hours": round(hours), "every_h": clinic.service_heater_hours}))
+    cycles = since["relay_cycles"]
     if cycles >= clinic.service_relay_cycles:
         out.append(_reminder("relay_cycles", "Service due: relay",
                              f"The safety relay has switched {cycles} times (service every "
-                             f"{clinic.service_relay_cycles}). Call service."))
+                             f"{clinic.service_relay_cycles}). Call service.",
+                             {"cycles": cycles, "every": clinic.service_relay_cycles}))
     last_at = None
     if isinstance(last_selftest, dict) and isinstance(last_selftest.get("at"), str):
         try:
@@ -168,18 +187,21 @@ def maintenance_reminders(counters: dict, last_selftest: dict | None, now: datet
     if last_at is None or last_at.tzinfo is None:
         out.append(_reminder("selftest_overdue", "No self-test on record",
                              "The nightly self-test has not run yet. Leave the unit switched on "
-                             "overnight, or run the self-test from the service menu."))
+                             "overnight, or run the self-test from the service menu.",
+                             {"days": None}))
     else:
         days = (now - last_at).total_seconds() / 86400
         if days >= clinic.selftest_max_age_days:
             out.append(_reminder("selftest_overdue", "Self-test overdue",
                                  f"The last self-test was {days:.0f} days ago. Leave the unit "
-                                 "switched on overnight, or run the self-test."))
+                                 "switched on overnight, or run the self-test.",
+                                 {"days": round(days)}))
     return out
 
 
-def _reminder(code: str, title: str, text: str) -> dict:
-    return {"code": code, "priority": "low", "kind": "information", "title": title, "text": text}
+def _reminder(code: str, title: str, text: str, params: dict) -> dict:
+    return {"code": code, "priority": "low", "kind": "information", "title": title, "text": text,
+            "params": params, "resettable": code in RESETTABLE}
 
 
 def system_clock_synced() -> bool:
@@ -305,11 +327,36 @@ class ClinicScheduler:
         try:
             reminders = maintenance_reminders(self.history.counters(),
                                               self.history.get_setting("selftest.last"),
-                                              self.wall(), self.clinic)
+                                              self.wall(), self.clinic,
+                                              self.history.get_setting(BASELINE_KEY))
         except Exception:  # noqa: BLE001
             log.exception("maintenance reminders failed")
             return
         self.core.set_reminders(reminders)
+
+    def next_runs(self) -> dict:
+        """When the weekday pre-warm and the nightly self-test run next (local ISO times), or
+        ``None`` for a job that is not planned."""
+        out = {"prewarm": None, "selftest": None}
+        if self.scheduler is None:
+            return out
+        for job_id in out:
+            job = self.scheduler.get_job(job_id)
+            when = getattr(job, "next_run_time", None) if job is not None else None
+            out[job_id] = when.astimezone(self.tz).isoformat(timespec="minutes") if when else None
+        return out
+
+    def reset_maintenance(self, code: str) -> dict:
+        """"Service done" for one reminder: its count starts again from today's counters."""
+        if code not in RESETTABLE:
+            raise ValueError(code)
+        baseline = self.history.get_setting(BASELINE_KEY)
+        baseline = dict(baseline) if isinstance(baseline, dict) else {}
+        counters = self.history.counters()
+        baseline[code] = counters[code]
+        self.history.set_setting(BASELINE_KEY, baseline)
+        self.update_reminders()
+        return {"code": code, "at_count": counters[code]}
 
     def _audit(self, action: str, details: dict) -> None:
         try:

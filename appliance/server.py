@@ -30,6 +30,7 @@ from typing import Any, Callable
 
 from appliance import errors
 from appliance.errors import CommandError
+from appliance.panel_api import panel_methods
 
 log = logging.getLogger("lumbarest.api")
 
@@ -260,6 +261,7 @@ class ApiServer:
         self._last_push = 0.0
         self._last_state: dict | None = None
         self._pin_lock: asyncio.Lock | None = None
+        self.scheduler = None   # the clinic scheduler, once started (appliance.panel_api)
         self._methods: dict[str, tuple[dict[str, Param], Callable]] = self._method_table()
 
     # -- life cycle ------------------------------------------------------------------------
@@ -590,6 +592,7 @@ class ApiServer:
             "sim.inject": ({"fault": name}, self._sim_inject),
             "sim.patient": ({"on": Param((bool,), required=True)}, self._sim_patient),
             "sim.clear": ({}, self._sim_clear),
+            **panel_methods(self, Param),
         }
 
     # -- handlers --------------------------------------------------------------------------

@@ -114,6 +114,34 @@ def _bench_markers(app) -> None:
             print(f"FIRST_LIVE_FRAME {time.time():.3f}", flush=True)
 
     Window.bind(on_flip=on_flip)
+    if os.environ.get("LUMBAREST_KIOSK_BENCH_TOUR"):
+        _bench_tour(app)
+
+
+def _bench_tour(app) -> None:
+    """For bench/kiosk_bench.py: once live, show every screen once (two frames each), go back
+    to Home and print ``TOUR_DONE``, so the memory of a kiosk that has been everywhere can be
+    measured."""
+    from kivy.clock import Clock
+
+    names: list[str] = []
+
+    def step(dt):
+        if not names:
+            if not app.live():
+                Clock.schedule_once(step, 0.2)
+                return
+            names.extend(name for name in app.screens if name != "home")
+            names.append(None)
+        name = names.pop(0)
+        if name is None:
+            app.leave_staff()
+            print(f"TOUR_DONE {time.time():.3f}", flush=True)
+            return
+        app._enter_staff(name)      # without the PIN: the bench only wants every screen built
+        Clock.schedule_once(step, 0.1)
+
+    Clock.schedule_once(step, 0.5)
 
 
 if __name__ == "__main__":

@@ -163,7 +163,160 @@ def scenarios(profile: str):
                 {"name": "relay", "passed": True, "detail": "opens and closes"},
                 {"name": "no_rise_when_off", "passed": False, "detail": "+0.8 \u00b0C in 30 s"},
             ]})))
+        out.append(("home_reminder", lambda app: idle(app, reminders=REMINDERS[:2])))
+        out.append(("schedules", lambda app: app.show_staff("schedules", setup=_schedules)))
+        out.append(("schedules_error", lambda app: app.show_staff(
+            "schedules", setup=_schedules, say=("schedules", SCHEDULE_ERROR))))
+        out.append(("warm", lambda app: app.show_staff("warm")))
+        out.append(("pins", lambda app: app.show_staff("pins", setup=_pins(digits="12"))))
+        out.append(("pins_again", lambda app: app.show_staff(
+            "pins", setup=_pins(first="2468", digits="246"))))
+        out.append(("pins_service_refused", lambda app: app.show_staff(
+            "pins", setup=_pins(which="service"))))
+        out.append(("calibrate", lambda app: app.show_staff("calibrate", role="service")))
+        out.append(("calibrate_refused", lambda app: app.show_staff(
+            "calibrate", role="service", say=("calibrate", TUNE_REFUSED))))
+        out.append(("calibrate_running", lambda app: app.show_staff(
+            "calibrate", role="service", setup=_calibrate_running)))
+        out.append(("calibrate_result", lambda app: app.show_staff(
+            "calibrate", role="service", setup=_calibrate_result)))
+        out.append(("maintenance", lambda app: app.show_staff(
+            "maintenance", role="service", setup=_maintenance)))
+        out.append(("audit", lambda app: app.show_staff("audit", role="service", setup=_audit)))
+        out.append(("rooms", lambda app: app.show_staff("rooms", setup=_rooms)))
     return out
+
+
+class _RoomsSnapshot:
+    """The Rooms board from fixed messages: screenshot mode has no broker."""
+
+    def __init__(self):
+        from bridge.config import from_dict
+        from bridge.fleet import FleetView
+        from bridge.payloads import state_payload
+
+        self.view = FleetView(from_dict({"broker": "mqtts://broker.invalid"}))
+        hot = {"code": "over_temperature", "priority": "high", "kind": "physiological",
+               "title": "The mat is too hot", "present": True, "needs": "ack", "since": None}
+        sensor = dict(hot, code="rtd_open", priority="medium", kind="technical",
+                      title="Temperature sensor fault")
+        units = [
+            ("room-1", "Room 1", True, {"session": {"state": "running", "remaining_s": 1394},
+                                        "mat_c": 37.8, "setpoint_c": 38.0}),
+            ("room-2", "Room 2", True, {"session": {"state": "fault"}, "mat_c": None,
+                                        "alarms": [hot]}),
+            ("room-3", "Room 3", True, {"session": {"state": "running", "remaining_s": 610},
+                                        "mat_c": 35.1, "alarms": [sensor]}),
+            ("room-4", "Room 4 West", True, {"session": {"state": "idle"}, "mat_c": 22.6}),
+            ("room-5", "Room 5", False, {"session": {"state": "idle"}, "mat_c": 21.9}),
+        ]
+        for unit_id, name, online, extra in units:
+            state = dict({"unit_name": name, "mode": "hardware", "alarms": []}, **extra)
+            self.view.feed(f"lumbarest/{unit_id}/state",
+                           json.dumps(state_payload(state, unit_id)).encode())
+            self.view.feed(f"lumbarest/{unit_id}/availability",
+                           b"online" if online else b"offline")
+
+    def rows(self):
+        return self.view.rows()
+
+    def status(self) -> str:
+        return ""
+
+
+def _rooms(app):
+    app.screens["rooms"].board = _RoomsSnapshot()
+
+
+REMINDERS = [
+    {"code": "heater_hours", "priority": "low", "kind": "information",
+     "title": "Service due: heater hours", "text": "The heater has run 2012 h (service every "
+     "2000 h). Call service.", "params": {"hours": 2012, "every_h": 2000.0}, "resettable": True},
+    {"code": "selftest_overdue", "priority": "low", "kind": "information",
+     "title": "Self-test overdue", "text": "The last self-test was 3 days ago.",
+     "params": {"days": 3}, "resettable": False},
+    {"code": "relay_cycles", "priority": "low", "kind": "information",
+     "title": "Service due: relay", "text": "The safety relay has switched 100412 times.",
+     "params": {"cycles": 100412, "every": 100000}, "resettable": True},
+]
+SCHEDULE_ERROR = ("The pre-warm must start after midnight: 00:10 minus 20 min lead is the day "
+                  "before.")
+TUNE_REFUSED = ("The mat is still warm; autotune needs it near room temperature. Try again when "
+                "it has cooled.")
+SCHEDULE = {"prewarm_enabled": True, "prewarm_weekdays": ["mon", "tue", "wed", "thu", "fri"],
+            "prewarm_time": "07:30", "prewarm_lead_min": 20, "prewarm_hold_min": 30,
+            "selftest_time": "02:30"}
+TUNE_RESULT = {"ok": True, "proposed": {"model": {"heater_w": 78.2, "element_j_per_k": 412.0,
+                                                  "surface_j_per_k": 1890.0, "sensor_tau_s": 8.4}},
+               "current": {"model": {"heater_w": 80.0, "element_j_per_k": 400.0,
+                                     "surface_j_per_k": 2000.0, "sensor_tau_s": 8.0}},
+               "fit": {"rms_c": 0.06}}
+AUDIT = [
+    {"id": 9, "at": "2026-11-26T10:12:00+00:00", "role": "service", "action": "maintenance.reset",
+     "details": {"code": "heater_hours", "at_count": 2012.4}},
+    {"id": 8, "at": "2026-11-26T09:58:00+00:00", "role": "service", "action": "tune.apply",
+     "details": {"heater_w": 78.2, "element_j_per_k": 412.0}},
+    {"id": 7, "at": "2026-11-26T09:20:00+00:00", "role": "clinic", "action": "settings.set",
+     "details": {"changes": {"prewarm_enabled": True, "prewarm_time": "07:30"},
+                 "pins_changed": []}},
+    {"id": 6, "at": "2026-11-26T08:02:00+00:00", "role": "clinic", "action": "fault.acknowledge",
+     "details": {"code": "rtd_open", "cleared": ["rtd_open"]}},
+    {"id": 5, "at": "2026-11-26T07:10:00+00:00", "role": "schedule", "action": "prewarm.start",
+     "details": {"minutes": 50}},
+    {"id": 4, "at": "2026-11-26T02:30:00+00:00", "role": "system", "action": "selftest",
+     "details": {"passed": True}},
+    {"id": 3, "at": "2026-11-25T18:40:00+00:00", "role": "user", "action": "pin.wrong",
+     "details": {"for": "auth.check", "roles": ["service"]}},
+]
+
+
+def _schedules(app):
+    screen = app.screens["schedules"]
+    screen.saved = copy.deepcopy(SCHEDULE)
+    screen.edit = copy.deepcopy(SCHEDULE)
+    screen.edit["prewarm_weekdays"] = ["mon", "tue", "wed", "thu", "fri", "sat"]
+    screen.upcoming = {"prewarm": "2026-11-27T07:10+01:00", "selftest": "2026-11-27T02:30+01:00"}
+
+
+def _pins(which="clinic", first=None, digits=""):
+    def setup(app):
+        screen = app.screens["pins"]
+        screen.which, screen.first, screen.digits = which, first, digits
+    return setup
+
+
+def _calibrate_running(app):
+    screen = app.screens["calibrate"]
+    screen.status = {"active": True, "done": False, "test_c": 36.0, "elapsed_s": 754.0,
+                     "cycles": 1, "cycles_needed": 3}
+    pts, t_end = [], now()
+    for i in range(0, 754, 4):
+        mat = 24.0 + 12.3 * min(1.0, i / 420.0) if i < 420 else             36.0 + 0.35 * (1 if (i // 90) % 2 else -1) * min(1.0, ((i % 90) / 45.0))
+        pts.append((t_end - 754 + i, mat, 36.0))
+    screen.points = pts
+    screen._next_poll = now() + 3600
+
+
+def _calibrate_result(app):
+    _calibrate_running(app)
+    screen = app.screens["calibrate"]
+    screen.status = {"active": False, "done": True, "ended": "finished", "test_c": 36.0,
+                     "elapsed_s": 1613.5, "cycles": 3, "cycles_needed": 3}
+    screen.result = copy.deepcopy(TUNE_RESULT)
+    screen._result_asked = True
+
+
+def _maintenance(app):
+    app.screens["maintenance"].status = {
+        "reminders": copy.deepcopy(REMINDERS),
+        "counters": {"sessions": 1843, "heater_hours": 2012.4, "relay_cycles": 100412,
+                     "faults": 7},
+        "since_service": {"heater_hours": 2012.4, "relay_cycles": 100412},
+        "service_every": {"heater_hours": 2000.0, "relay_cycles": 100000}}
+
+
+def _audit(app):
+    app.screens["audit"].entries = copy.deepcopy(AUDIT)
 
 
 def count_colours(step: int = 53) -> int:
@@ -214,8 +367,10 @@ class ScreenshotApp(KioskApp):
         self.alarm_pin_code = None
         self.busy = False
         self.pins = {"clinic": logic.PinEntry(), "service": logic.PinEntry()}
+        self.auth = {"clinic": None, "service": None}
         self.dismissed = None
-        self.selftest = None
+        for screen in self.screens.values():
+            screen.forget()
         self.trend.reset()
         if self.overlay.parent is not None:
             self.root_widget.remove_widget(self.overlay)
@@ -245,7 +400,7 @@ class ScreenshotApp(KioskApp):
         self.route()
 
     def show_staff(self, screen, role="clinic", digits="", wrong=None, tab="sessions",
-                   say=None, selftest=None):
+                   say=None, selftest=None, setup=None):
         state = copy.deepcopy(BASE_STATE)
         state.update(mat_c=37.91, setpoint_c=38.0, duty=0.42, heating=True, relay_closed=True)
         self.show_state(state)
@@ -254,21 +409,28 @@ class ScreenshotApp(KioskApp):
         entry.digits = digits
         if wrong:
             entry.rejected(now(), wrong)
-        self.settings = copy.deepcopy(SETTINGS)
-        self.settings_edit = copy.deepcopy(SETTINGS)
-        self.settings_edit["levels"]["high"] = 39.5
-        self.keyboard_text = "Room 4 West"
-        self.keyboard_upper = False
-        self.history_tab = tab
-        self.history_sessions = list(HISTORY)
-        self.history_faults = list(FAULTS)
-        self.history_sel = HISTORY[0]
-        self.history_trace = [[p[0], p[1], p[2]] for p in trend(30, 38.0)]
-        self.selftest = selftest
+        settings = self.screens["settings"]
+        settings.settings = copy.deepcopy(SETTINGS)
+        settings.settings_edit = copy.deepcopy(SETTINGS)
+        settings.settings_edit["levels"]["high"] = 39.5
+        keyboard = self.screens["keyboard"]
+        keyboard.keyboard_text = "Room 4 West"
+        keyboard.keyboard_upper = False
+        history = self.screens["history"]
+        history.history_tab = tab
+        history.history_sessions = list(HISTORY)
+        history.history_faults = list(FAULTS)
+        history.history_sel = HISTORY[0]
+        history.history_trace = [[p[0], p[1], p[2]] for p in trend(30, 38.0)]
+        self.screens["service"].selftest = selftest
+        self.auth = {"clinic": "1234", "service": "7391" if role == "service" else None}
+        if setup is not None:
+            setup(self)
         if say:
             self.say(*say, seconds=60)
         self.staff = screen
-        if screen in ("pin", "settings", "history"):
+        if screen in ("pin", "settings", "history", "schedules", "pins", "calibrate",
+                      "maintenance", "audit"):
             self.screens[screen].rebuild()
         self.route()
 

@@ -35,6 +35,7 @@ TARGET = (0.55, 0.85, 1.0, 1)
 DISABLED = (0.22, 0.24, 0.28, 1)
 DISABLED_TEXT = (0.62, 0.65, 0.70, 1)
 
+RING_PX = 5  # the white ring around a selected button
 MIN_TOUCH_PX = 60  # 9 mm on a 7-inch 800x480 panel
 
 # Bold by default: thin strokes are hard to read for older eyes.
@@ -135,13 +136,15 @@ class FitLabel(Label):
         if self.text != self._full and not (cache and cache[1] == self.text):
             self._full = self.text  # set directly through .text
         full = self._full if self.ellipsize else self.text
-        size = float(self.base_font)
+        # whole pixel sizes: SDL2_ttf keeps one open font per distinct size (up to 64), so
+        # fractional sizes from the shrinking would each cost a font and its glyph cache
+        size = float(int(self.base_font))
         while True:
             ok = measure_fits(full, size, self.font_name, self.bold, w, h, self.wrap,
                               self.max_lines)
             if ok or size <= self.min_font:
                 break
-            size = max(float(self.min_font), size * 0.9)
+            size = max(float(int(self.min_font)), float(int(size * 0.9)))
         text = full
         if not ok and self.ellipsize:
             words = full.split(" ")
@@ -177,10 +180,11 @@ class KButton(ButtonBehavior, FitLabel):
     def __init__(self, **kwargs):
         kwargs.setdefault("wrap", True)
         super().__init__(**kwargs)
+        # the selection ring: the background turns white and this inner fill is inset by
+        # RING_PX (a 3 px wide Kivy Line costs ~0.6 MB of vertices per button under llvmpipe)
         with self.canvas.before:
-            self._ring_color = Color(0, 0, 0, 0)
-            self._ring = Line(rounded_rectangle=(self.x, self.y, self.width, self.height, 12),
-                              width=3)
+            self._inner_color = Color(0, 0, 0, 0)
+            self._inner = RoundedRectangle(pos=self.pos, size=self.size, radius=[7])
         self.bind(fill=self._paint, state=self._paint, selected=self._paint,
                   disabled=self._paint)
         self._paint()
@@ -194,12 +198,14 @@ class KButton(ButtonBehavior, FitLabel):
             self.color = TEXT
         if self.state == "down":
             color = [c * 0.7 for c in color[:3]] + [1]
-        self.bg = list(color)
+        ringed = self.selected and not self.disabled
+        self.bg = [1, 1, 1, 1] if ringed else list(color)
         super()._paint()
-        if hasattr(self, "_ring"):
-            self._ring_color.rgba = (1, 1, 1, 1) if self.selected and not self.disabled else (0, 0, 0, 0)
-            self._ring.rounded_rectangle = (self.x + 1.5, self.y + 1.5, self.width - 3,
-                                            self.height - 3, 12)
+        if hasattr(self, "_inner"):
+            self._inner_color.rgba = list(color) if ringed else (0, 0, 0, 0)
+            self._inner.pos = (self.x + RING_PX, self.y + RING_PX)
+            self._inner.size = (max(0, self.width - 2 * RING_PX),
+                                max(0, self.height - 2 * RING_PX))
 
     def on_release(self):
         if self.callback:

@@ -1,7 +1,7 @@
 """The Rooms screen: every unit on the clinic's MQTT broker as a tile, alarms first.
 
-Shown in the clinic profile when ``/etc/lumbarest/bridge.toml`` (or ``LUMBAREST_BRIDGE_CONFIG``)
-names a broker, so one panel at the front desk can serve as the clinic's board (docs/fleet.md).
+Reached from Home in the clinic profile when ``/etc/lumbarest/bridge.toml`` (or
+``LUMBAREST_BRIDGE_CONFIG``) names a broker, so one panel at the front desk can serve as the clinic's board (docs/fleet.md).
 It only reads: the tiles come from the retained ``state`` and ``availability`` messages through
 :class:`bridge.fleet.FleetWatcher`; nothing on this screen sends anything to any unit.
 
@@ -23,7 +23,7 @@ from bridge import config as bridge_config
 from bridge.fleet import FleetWatcher, UnitRow
 from kiosk import logic
 from kiosk.i18n import N_, _
-from kiosk.ui import KScreen
+from kiosk.screens.base import KScreen
 from kiosk.widgets import MUTED, PANEL, TEXT, Panel, label, scroll
 
 OFFLINE_BG = (0.22, 0.24, 0.28, 1)
@@ -78,7 +78,7 @@ def tile_model(row: UnitRow, t: float) -> dict:
 
 
 class RoomsBoard:
-    """The app's subscription to the broker; changes reach the UI thread through the Clock."""
+    """The board's subscription to the broker; changes reach the UI thread through the Clock."""
 
     def __init__(self, config: bridge_config.BridgeConfig, on_change):
         self.config = config
@@ -98,12 +98,39 @@ class RoomsBoard:
         if self.watcher.error:
             return _("Cannot reach the clinic's message broker: {e}").format(e=self.watcher.error)
         if not self.watcher.connected.is_set():
-            return _("Connecting to the clinic's message broker…")
+            return _("Connecting to the clinic's message broker\u2026")
         return ""
 
 
 class RoomsScreen(KScreen):
-    """Every unit as a tile; ``app.rooms`` is the :class:`RoomsBoard`."""
+    """Every unit as a tile. No PIN (it shows no patient data and sends nothing), and it stays
+    up until **Back**: a board at the front desk must not close itself."""
+
+    role = None
+    stays_open = True
+
+    def __init__(self, app, **kwargs):
+        super().__init__(app, **kwargs)
+        #: the broker settings, None without a broker (then there is no way to this screen)
+        self.config = board_config() if app.profile == "clinic" else None
+        #: the live board while the screen is open (see :meth:`enter`)
+        self.board: RoomsBoard | None = None
+
+    @property
+    def available(self) -> bool:
+        return self.config is not None
+
+    def enter(self):
+        # Subscribed only while shown: the broker hands over every unit's retained state at
+        # once, so the board is complete within a moment of opening.
+        if self.config is not None and self.board is None:
+            self.board = RoomsBoard(self.config, self.app.route)
+            self.board.start()
+
+    def forget(self):
+        if isinstance(self.board, RoomsBoard):
+            self.board.stop()
+        self.board = None
 
     def build(self):
         s = self.s
@@ -130,10 +157,11 @@ class RoomsScreen(KScreen):
         return tile, labels
 
     def refresh(self):
-        board = self.app.rooms
+        board = self.board
         if board is None:
             return
-        t = time.monotonic()
+        # screenshots freeze the flash in its lit phase (t = 0 is lit for every rate)
+        t = 0.0 if self.app.freeze_flash is not None else time.monotonic()
         rows = board.rows()
         self.status.text = board.status() or (_("No units on the broker yet.") if not rows else "")
         models = [tile_model(row, t) for row in rows]
@@ -146,3 +174,9 @@ class RoomsScreen(KScreen):
                 self.grid.add_widget(tile)
         for (tile, _labels), model in zip(self.tiles, models):
             tile.bg = list(model["background"])           # the flash, without a rebuild
+
+
+def configured_unit_id(app) -> str | None:
+    """The ``unit_id`` the bridge file sets for this unit (it wins over the appliance's)."""
+    rooms = app.screens.get("rooms")
+    return rooms.config.unit_id if rooms is not None and rooms.config is not None else None

@@ -131,15 +131,16 @@ def test_rooms_board_shows_every_unit_alarms_first(clinic_board):
     back = next(w for w in screen.walk() if getattr(w, "text", "") == "Back")
     kiosk.tap(back)
     assert kiosk.screen == "home"
+    assert screen.board is None, "unsubscribed when the board is left"
 
 
 def test_service_screen_shows_the_unit_id(clinic_board):
     _broker, kiosk = clinic_board
-    assert kiosk.app.unit_id() == "front-desk", "the bridge file's id wins"
-    kiosk.app.staff = "service"
-    kiosk.app.route()
+    kiosk.app.auth["service"] = "7391"           # past the PIN screen
+    kiosk.app.open_staff("service")
     kiosk.pump(0.1)
-    assert "front-desk" in texts(kiosk.app.screens["service"])
+    assert kiosk.screen == "service"
+    assert "front-desk" in texts(kiosk.app.screens["service"]), "the bridge file's id wins"
     kiosk.app.leave_staff()
 
 

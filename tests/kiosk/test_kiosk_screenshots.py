@@ -36,7 +36,9 @@ COMMON = ["home", "home_sensor_invalid", "home_prewarm", "session_warming", "ses
           "alarm_service_pin", "connection_lost"]
 CLINIC = ["home_long_name", "pin", "pin_wrong", "pin_locked", "settings", "settings_error",
           "keyboard", "history", "history_faults", "history_no_usb", "service_pin", "service",
-          "service_selftest"]
+          "service_selftest", "home_reminder", "schedules", "schedules_error", "warm", "pins",
+          "pins_again", "pins_service_refused", "calibrate", "calibrate_refused",
+          "calibrate_running", "calibrate_result", "maintenance", "audit", "rooms"]
 OUT = Path(os.environ.get("KIOSK_SCREENSHOT_DIR") or REPO / "build" / "screenshots")
 
 

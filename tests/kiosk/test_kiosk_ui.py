@@ -240,7 +240,8 @@ def test_settings_with_the_clinic_pin(env, kiosk):
     kiosk.tap(nav_button(kiosk, "Settings"))
     kiosk.wait(lambda: kiosk.screen == "pin", what="the PIN screen")
     enter_pin(kiosk, "1234")
-    kiosk.wait(lambda: kiosk.screen == "settings" and kiosk.app.settings, what="Settings")
+    kiosk.wait(lambda: kiosk.screen == "settings" and kiosk.app.screens["settings"].settings,
+               what="Settings")
     screen = kiosk.app.screens["settings"]
     kiosk.wait(lambda: ("levels", "high") in screen.values, what="the settings rows")
     row = screen.values[("levels", "high")].parent
@@ -254,7 +255,7 @@ def test_settings_with_the_clinic_pin(env, kiosk):
                                              "changes": {"levels": {"high": 39.5}}}]
     kiosk.wait(lambda: "Saved" in screen.msg.text, what="Saved")
     # above the appliance's maximum: its own message is shown
-    kiosk.app.settings_edit["max_setpoint_c"] = 45.0
+    kiosk.app.screens["settings"].settings_edit["max_setpoint_c"] = 45.0
     for _ in range(3):
         kiosk.tap(plus)
     kiosk.tap(screen.save_btn)
@@ -268,7 +269,7 @@ def test_history_and_export_without_usb(env, kiosk, monkeypatch):
     use_clinic(kiosk)
     kiosk.tap(nav_button(kiosk, "History"))
     enter_pin(kiosk, "1234")
-    kiosk.wait(lambda: kiosk.screen == "history" and kiosk.app.history_sessions,
+    kiosk.wait(lambda: kiosk.screen == "history" and kiosk.app.screens["history"].history_sessions,
                what="History")
     screen = kiosk.app.screens["history"]
     kiosk.pump(0.1)
@@ -330,7 +331,8 @@ def test_room_name_on_the_on_screen_keyboard(env, kiosk):
     use_clinic(kiosk)
     kiosk.tap(nav_button(kiosk, "Settings"))
     enter_pin(kiosk, "1234")
-    kiosk.wait(lambda: kiosk.screen == "settings" and kiosk.app.settings, what="Settings")
+    kiosk.wait(lambda: kiosk.screen == "settings" and kiosk.app.screens["settings"].settings,
+               what="Settings")
     change = next(w for w in kiosk.app.screens["settings"].walk()
                   if getattr(w, "text", "") == "Change")
     kiosk.tap(change)
@@ -340,11 +342,12 @@ def test_room_name_on_the_on_screen_keyboard(env, kiosk):
         kiosk.tap(keys["back"])
     for key in ["R", "O", "O", "M", "space", "7"]:
         kiosk.tap(keys[key])
-    assert kiosk.app.keyboard_text == "Room 7"
+    assert kiosk.app.screens["keyboard"].keyboard_text == "Room 7"
     kiosk.tap(next(w for w in kiosk.app.screens["keyboard"].walk()
                    if getattr(w, "text", "") == "OK"))
     kiosk.wait(lambda: kiosk.screen == "settings", what="back to Settings")
     kiosk.tap(kiosk.app.screens["settings"].save_btn)
     kiosk.wait(lambda: server.calls("settings.set"), what="settings.set")
     assert server.calls("settings.set") == [{"pin": "1234", "changes": {"unit_name": "Room 7"}}]
-    kiosk.wait(lambda: kiosk.app.settings.get("unit_name") == "Room 7", what="saved")
+    kiosk.wait(lambda: kiosk.app.screens["settings"].settings.get("unit_name") == "Room 7",
+               what="saved")
