@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import json
 import os
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import IO, Any, Iterator
@@ -383,6 +385,51 @@ def cmd_tune(c: Client, args) -> int:
     return 0
 
 
+def cmd_fleet(_client: None, args) -> int:
+    """Every unit on the clinic's broker, one line each, alarms first (docs/fleet.md)."""
+    from bridge import config as bridge_config  # noqa: PLC0415 - only this command needs MQTT
+    from bridge.fleet import FleetWatcher, format_board  # noqa: PLC0415
+
+    path = Path(args.config) if args.config else bridge_config.CONFIG_FILE
+    try:
+        if path.exists():
+            config = bridge_config.load(path)
+            if args.broker:
+                broker = bridge_config.parse_broker(args.broker, allow_insecure=True)
+                config = dataclasses.replace(config, broker=broker)
+        elif args.broker:
+            # Typed on the command line: a plain mqtt:// URL is the user's explicit choice.
+            config = bridge_config.from_dict({"broker": args.broker, "allow_insecure": True})
+        else:
+            print(f"No broker: give --broker mqtts://HOST:8883 or configure {path}.",
+                  file=sys.stderr)
+            return 64
+    except bridge_config.BridgeConfigError as exc:
+        print(str(exc), file=sys.stderr)
+        return 64
+    changed = threading.Event()
+    watcher = FleetWatcher(config, on_change=changed.set)
+    watcher.start()
+    try:
+        if not watcher.settle(timeout_s=args.timeout):
+            print(f"Cannot reach the broker at {config.broker.url}"
+                  + (f": {watcher.error}" if watcher.error else "."), file=sys.stderr)
+            return EXIT_UNAVAILABLE
+        if args.json:
+            _print_json([dict(vars(row), alarms=list(row.alarms)) for row in watcher.rows()])
+            return 0
+        print(format_board(watcher.rows()), flush=True)
+        while args.watch:
+            changed.wait()
+            time.sleep(0.5)             # at most two boards a second
+            changed.clear()
+            print(f"\n— {time.strftime('%H:%M:%S')} —")
+            print(format_board(watcher.rows()), flush=True)
+        return 0
+    finally:
+        watcher.stop()
+
+
 def cmd_schedule(c: Client, args) -> int:
     """The clinic schedules as saved, and when they run next."""
     settings = c.call("settings.get")
@@ -500,6 +547,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("seconds", nargs="?", type=float, default=120)
     p.set_defaults(run=_state_command("alarm.silence", lambda a: {"seconds": a.seconds}))
 
+    p = sub.add_parser("fleet", parents=[common],
+                       help="every unit on the clinic's MQTT broker, alarms first")
+    p.add_argument("--broker", help="broker URL (default: the one in the bridge configuration)")
+    p.add_argument("--config", help="bridge configuration for credentials and CA "
+                                    "(default /etc/lumbarest/bridge.toml)")
+    p.add_argument("--watch", action="store_true", help="keep showing changes until Ctrl-C")
+    p.set_defaults(run=cmd_fleet, needs_appliance=False)
+
     p = sub.add_parser("sim", help="simulation controls")
     simsub = p.add_subparsers(dest="sim_command", required=True, metavar="SIMCOMMAND",
                               parser_class=_Parser)
@@ -516,6 +571,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     client = None
     try:
+        if not getattr(args, "needs_appliance", True):
+            return args.run(None, args)
         try:
             client = Client(args.socket, timeout_s=args.timeout)
         except ApplianceUnavailable:

@@ -29,6 +29,7 @@ from appliance.pins import PinStore
 from appliance.sdnotify import Notifier
 from appliance.server import ApiServer
 from appliance.simclock import ScaledClock
+from appliance.unitid import load_or_create_unit_id
 from appliance.watchdog import run_watchdog_thread
 from appliance.wiring import build_hardware, build_simulated, output_pins, pin_factory_for_hardware
 from hw.clock import RealClock
@@ -81,7 +82,7 @@ class ApplianceProcess:
                    else build_hardware(config))
         self.core = Appliance(config, devices, self.clock, history=self.history,
                               pins=PinStore(self.history))
-        self.server = ApiServer(self.core, socket_path)
+        self.server = ApiServer(self.core, socket_path, unit_id=load_or_create_unit_id(data_dir))
         self.scheduler = None
         self.panel = None
         self.annunciator = Annunciator()

@@ -246,8 +246,9 @@ class ApiServer:
     """Serves docs/protocol.md for one :class:`appliance.core.Appliance` on a Unix socket."""
 
     def __init__(self, appliance, socket_path: Path, *, group: str | None = "lumbarest",
-                 rate_per_s: float = 200, burst: int = 400):
+                 rate_per_s: float = 200, burst: int = 400, unit_id: str | None = None):
         self.appliance = appliance
+        self.unit_id = unit_id          # appliance.unitid: this device's name on the network
         self.socket_path = Path(socket_path)
         self.group = group
         self.rate_per_s = float(rate_per_s)
@@ -351,6 +352,8 @@ class ApiServer:
                                "subscribers": sum(1 for c in self._clients.values()
                                                   if c.subscribed)}
         state.setdefault("ui_clients", self._ui_clients)
+        if self.unit_id is not None:
+            state["unit_id"] = self.unit_id
         return state
 
     def publish(self, state: dict) -> None:

@@ -8,7 +8,7 @@ import json
 import sys
 
 MODULES = ("bench.api_bench", "bench.kiosk_bench", "bench.control_bench", "bench.sweep_bench",
-           "bench.footprint_bench")
+           "bench.footprint_bench", "bench.fleet_bench")
 
 
 def main() -> int:

@@ -53,7 +53,7 @@ bad=$(while read -r name _; do
   grep -qx -- "$n" <<<"$ours" && echo "$name"
 done <<<"$check" || true)
 [ -z "$bad" ] || { echo "pip check failed for: $bad" >&2; exit 1; }
-in_root /opt/lumbarest/venv/bin/python -c 'import gpiozero, apscheduler, lgpio, gpiod, adafruit_max31865, appliance; print("imports ok")'
+in_root /opt/lumbarest/venv/bin/python -c 'import gpiozero, apscheduler, lgpio, gpiod, adafruit_max31865, paho.mqtt.client, appliance, bridge.main; print("imports ok")'
 # Blinka as it runs on the Pi 4: board, busio and digitalio with the board forced (under qemu the
 # chroot cannot look like a Pi). Its bcm2711 pin module imports gpiod; a missing or unsupported
 # backend fails the build here, not at the first power-on. The dependency check stays on here
@@ -61,9 +61,12 @@ in_root /opt/lumbarest/venv/bin/python -c 'import gpiozero, apscheduler, lgpio, 
 in_root BLINKA_FORCEBOARD=RASPBERRY_PI_4B BLINKA_FORCECHIP=BCM2XXX /opt/lumbarest/venv/bin/python -m hw.pi
 in_root /opt/lumbarest/venv/bin/pip freeze --all > "$WORK/pip-freeze.txt"
 install -D -m 0644 "$SRC/docs/image.md" "$R/opt/lumbarest/share/doc/image.md" 2>/dev/null || true
+install -D -m 0644 "$SRC/docs/fleet.md" "$R/opt/lumbarest/share/doc/fleet.md" 2>/dev/null || true
 rm -rf "$R/tmp/wheels"
 
 say "units: enable the appliance, kiosk and first-boot helpers; SSH off"
+# lumbarest-bridge.service is installed above with the other units and deliberately not enabled:
+# a clinic turns it on with /etc/lumbarest/bridge.toml and `systemctl enable --now` (docs/fleet.md).
 in_root systemctl enable lumbarest-appliance.service lumbarest-kiosk.service \
   lumbarest-ssh.service lumbarest-journal-prune.service \
   systemd-networkd.service systemd-timesyncd.service

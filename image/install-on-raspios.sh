@@ -78,6 +78,8 @@ extra="[pi]"
 say "units"
 install -m 0644 systemd/lumbarest-appliance.service /etc/systemd/system/
 install -m 0644 systemd/lumbarest-kiosk.service /etc/systemd/system/
+# Installed, not enabled: a clinic enables it with /etc/lumbarest/bridge.toml (docs/fleet.md).
+install -m 0644 systemd/lumbarest-bridge.service /etc/systemd/system/
 systemctl daemon-reload
 systemctl enable lumbarest-appliance.service
 if [ "$KIOSK" -eq 1 ]; then

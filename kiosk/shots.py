@@ -183,7 +183,49 @@ def scenarios(profile: str):
         out.append(("maintenance", lambda app: app.show_staff(
             "maintenance", role="service", setup=_maintenance)))
         out.append(("audit", lambda app: app.show_staff("audit", role="service", setup=_audit)))
+        out.append(("rooms", lambda app: app.show_staff("rooms", setup=_rooms)))
     return out
+
+
+class _RoomsSnapshot:
+    """The Rooms board from fixed messages: screenshot mode has no broker."""
+
+    def __init__(self):
+        from bridge.config import from_dict
+        from bridge.fleet import FleetView
+        from bridge.payloads import state_payload
+
+        self.view = FleetView(from_dict({"broker": "mqtts://broker.invalid"}))
+        hot = {"code": "over_temperature", "priority": "high", "kind": "physiological",
+               "title": "The mat is too hot", "present": True, "needs": "ack", "since": None}
+        sensor = dict(hot, code="rtd_open", priority="medium", kind="technical",
+                      title="Temperature sensor fault")
+        units = [
+            ("room-1", "Room 1", True, {"session": {"state": "running", "remaining_s": 1394},
+                                        "mat_c": 37.8, "setpoint_c": 38.0}),
+            ("room-2", "Room 2", True, {"session": {"state": "fault"}, "mat_c": None,
+                                        "alarms": [hot]}),
+            ("room-3", "Room 3", True, {"session": {"state": "running", "remaining_s": 610},
+                                        "mat_c": 35.1, "alarms": [sensor]}),
+            ("room-4", "Room 4 West", True, {"session": {"state": "idle"}, "mat_c": 22.6}),
+            ("room-5", "Room 5", False, {"session": {"state": "idle"}, "mat_c": 21.9}),
+        ]
+        for unit_id, name, online, extra in units:
+            state = dict({"unit_name": name, "mode": "hardware", "alarms": []}, **extra)
+            self.view.feed(f"lumbarest/{unit_id}/state",
+                           json.dumps(state_payload(state, unit_id)).encode())
+            self.view.feed(f"lumbarest/{unit_id}/availability",
+                           b"online" if online else b"offline")
+
+    def rows(self):
+        return self.view.rows()
+
+    def status(self) -> str:
+        return ""
+
+
+def _rooms(app):
+    app.screens["rooms"].board = _RoomsSnapshot()
 
 
 REMINDERS = [

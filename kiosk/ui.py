@@ -288,7 +288,8 @@ class KioskApp(App):
         name = self.sm.current
         if name == "done" and self.done_since and t - self.done_since >= DONE_TIMEOUT_S:
             self.dismiss_done()
-        if self.staff and t - self.dimmer.last_activity >= STAFF_TIMEOUT_S:
+        if self.staff and not self.screens[self.staff].stays_open and \
+                t - self.dimmer.last_activity >= STAFF_TIMEOUT_S:
             self.leave_staff()
         if self.connected and not self.staff and t >= self._next_settings_poll:
             # brightness, sleep and language may be changed from elsewhere (CLI, another panel)
@@ -398,8 +399,8 @@ class KioskApp(App):
     def open_staff(self, target: str):
         """Open a staff screen, asking for its role's PIN first unless given in this visit."""
         self.dimmer.touch(now())
-        role = self.screens[target].role or "clinic"
-        if self.staff_pin(role):
+        role = self.screens[target].role
+        if role is None or self.staff_pin(role):     # None: a screen anyone may see (Rooms)
             self._enter_staff(target)
             return
         self.pin_role = role

@@ -325,3 +325,56 @@ def test_image_scripts_pass_shellcheck(script):
 def test_image_scripts_are_strict():
     for script in IMAGE.glob("*.sh"):
         assert "set -euo pipefail" in script.read_text(), script.name
+
+
+# --- the MQTT bridge unit --------------------------------------------------------------------
+
+BRIDGE = SYSTEMD / "lumbarest-bridge.service"
+
+
+def test_bridge_unit_has_a_network_but_nothing_else(appliance):
+    unit = parse_unit(BRIDGE)
+    service = unit["Service"]
+    assert one(service, "User") == "lumbarest-bridge" != "root"
+    assert "lumbarest" in words(service, "SupplementaryGroups"), "reads the appliance socket"
+    assert set(words(service, "RestrictAddressFamilies")) == {"AF_UNIX", "AF_INET", "AF_INET6"}
+    assert "PrivateNetwork" not in service
+    for key, value in {"NoNewPrivileges": "yes", "ProtectSystem": "strict", "ProtectHome": "yes",
+                       "PrivateTmp": "yes", "PrivateDevices": "yes", "RestrictSUIDSGID": "yes",
+                       "ProtectKernelModules": "yes", "ProtectKernelTunables": "yes"}.items():
+        assert one(service, key) == value, key
+    assert service.get("CapabilityBoundingSet") == [""]
+    assert "ReadWritePaths" not in service, "the bridge writes nothing"
+    # The appliance keeps no network at all.
+    assert one(appliance["Service"], "PrivateNetwork") == "yes"
+    env = " ".join(service.get("Environment", []))
+    assert "LUMBAREST_SOCKET=/run/lumbarest/appliance.sock" in env
+
+
+def test_bridge_starts_only_when_the_file_names_a_broker(tmp_path):
+    unit = parse_unit(BRIDGE)
+    assert one(unit["Unit"], "ConditionPathExists") == "/etc/lumbarest/bridge.toml"
+    condition = one(unit["Service"], "ExecCondition").split()
+    assert condition[0] == VENV_BIN + "lumbarest-bridge" and "--check-config" in condition
+    assert one(unit["Service"], "ExecStart").split()[0] == VENV_BIN + "lumbarest-bridge"
+    from bridge.main import check_config
+    toml = tmp_path / "bridge.toml"
+    assert check_config(toml) == 1, "no file: skipped"
+    toml.write_text("# a clinic has not set up a broker\n")
+    assert check_config(toml) == 1, "no broker: skipped"
+    toml.write_text('broker = "mqtt://broker.lan"\n')
+    assert check_config(toml) == 255, "plain TCP without allow_insecure: a failed unit"
+    toml.write_text('broker = "mqtts://broker.lan"\n')
+    assert check_config(toml) == 0
+
+
+def test_bridge_is_installed_but_not_enabled_in_the_image():
+    customize = (IMAGE / "customize.sh").read_text()
+    assert 'install -m 0644 "$SRC"/systemd/*.service' in customize
+    enable = customize[customize.index("systemctl enable"):].split("\n\n")[0]
+    assert "lumbarest-bridge" not in enable.split("systemctl set-default")[0]
+    users = (SYSTEMD / "sysusers.d/lumbarest.conf").read_text().split()
+    assert "lumbarest-bridge" in users
+    names = {line.split("==")[0] for line in (IMAGE / "requirements-arm64.txt").read_text().splitlines()
+             if line and not line.startswith("#")}
+    assert "paho-mqtt" in names

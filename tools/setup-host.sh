@@ -6,7 +6,7 @@ set -euo pipefail
 
 packages=(python3-venv python3-pip xvfb xauth libgl1 libegl1 libgles2 libmtdev1 libsdl2-2.0-0
           libsdl2-image-2.0-0 libsdl2-mixer-2.0-0 libsdl2-ttf-2.0-0 fonts-dejavu-core
-          systemd shellcheck sqlite3)
+          systemd shellcheck sqlite3 mosquitto openssl)
 
 # pyenv and other non-Debian Pythons bring their own venv; only ask apt for what is really missing.
 missing=()

@@ -14,6 +14,7 @@ from kiosk.screens.lost import LostScreen
 from kiosk.screens.maintenance import MaintenanceScreen
 from kiosk.screens.pin import PinScreen
 from kiosk.screens.pins import PinsScreen
+from kiosk.screens.rooms import RoomsScreen
 from kiosk.screens.schedules import SchedulesScreen
 from kiosk.screens.service import ServiceScreen
 from kiosk.screens.session import DoneScreen, SessionScreen
@@ -27,4 +28,5 @@ SCREENS = [
     ("keyboard", KeyboardScreen), ("history", HistoryScreen), ("service", ServiceScreen),
     ("schedules", SchedulesScreen), ("warm", WarmScreen), ("pins", PinsScreen),
     ("calibrate", CalibrateScreen), ("maintenance", MaintenanceScreen), ("audit", AuditScreen),
+    ("rooms", RoomsScreen),
 ]

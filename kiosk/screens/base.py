@@ -86,9 +86,13 @@ class KScreen(Screen):
     ``role``
         ``None`` for a screen anyone sees (home, session, ...), ``"clinic"`` or ``"service"``
         for a staff screen: :meth:`KioskApp.open_staff` asks for that PIN first.
+    ``stays_open``
+        a screen opened with :meth:`KioskApp.open_staff` that does not close itself after the
+        staff timeout (the Rooms board at the front desk).
     """
 
     role: str | None = None
+    stays_open: bool = False
     #: keep the widgets when the screen is left (the screens shown all day); the others are
     #: dropped with their textures and built again when next shown
     keep_built: bool = False

@@ -11,7 +11,8 @@ from kiosk.screens.base import KScreen
 from kiosk.screens.maintenance import reminder_words
 from kiosk.widgets import GREEN, HEAT, MUTED, PANEL_HI, RED, TARGET, button, label
 
-#: the staff screens reached from Home (clinic profile), in button order
+#: the staff screens reached from Home (clinic profile), in button order; before them Rooms
+#: when a broker is configured (kiosk/screens/rooms.py)
 STAFF_NAV = ("history", "settings", "service")
 #: the pre-warm button's width beside Start (a share of the layout, so it is right from the
 #: first frame, before the row has its final width)
@@ -23,8 +24,10 @@ class HomeScreen(KScreen):
 
     def nav_buttons(self):
         app = self.app
-        titles = {"history": _("History"), "settings": _("Settings"), "service": _("Service")}
-        return [(titles[name], (lambda n=name: app.open_staff(n))) for name in STAFF_NAV]
+        titles = {"rooms": _("Rooms"), "history": _("History"), "settings": _("Settings"),
+                  "service": _("Service")}
+        names = (("rooms",) if app.screens["rooms"].available else ()) + STAFF_NAV
+        return [(titles[name], (lambda n=name: app.open_staff(n))) for name in names]
 
     def build(self):
         s, app = self.s, self.app

@@ -8,6 +8,7 @@ from kivy.uix.gridlayout import GridLayout
 from kiosk import logic
 from kiosk.i18n import _
 from kiosk.screens.base import KScreen
+from kiosk.screens.rooms import configured_unit_id
 from kiosk.widgets import MUTED, PANEL, button, label
 
 
@@ -52,7 +53,8 @@ class ServiceScreen(KScreen):
                           ("bits", _("Fault bits")), ("bad", _("Bad reads")),
                           ("mat", _("Mat temperature")), ("setpoint", _("Target")),
                           ("duty", _("Heater duty")), ("relay", _("Series relay")),
-                          ("mode", _("Mode")), ("clients", _("Screens connected"))):
+                          ("mode", _("Mode")), ("clients", _("Screens connected")),
+                          ("unit_id", _("Unit id (network)"))):
             grid.add_widget(label(text, s.small, halign="left", color=MUTED, wrap=True,
                                   max_lines=2))
             value = label("", s.small, halign="left", wrap=True, max_lines=2)
@@ -85,6 +87,8 @@ class ServiceScreen(KScreen):
         f["relay"].text = _("closed") if state.get("relay_closed") else _("open")
         f["mode"].text = str(state.get("mode") or logic.DASH)
         f["clients"].text = str(state.get("ui_clients", logic.DASH))
+        # the bridge file's unit_id wins over the appliance's (docs/fleet.md)
+        f["unit_id"].text = configured_unit_id(self.app) or state.get("unit_id") or logic.DASH
         self.results.text = selftest_text(self.selftest)
         self.selftest_btn.disabled = app.busy
         self.msg.text = app.message_for("service")

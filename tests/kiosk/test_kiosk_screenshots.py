@@ -38,7 +38,7 @@ CLINIC = ["home_long_name", "pin", "pin_wrong", "pin_locked", "settings", "setti
           "keyboard", "history", "history_faults", "history_no_usb", "service_pin", "service",
           "service_selftest", "home_reminder", "schedules", "schedules_error", "warm", "pins",
           "pins_again", "pins_service_refused", "calibrate", "calibrate_refused",
-          "calibrate_running", "calibrate_result", "maintenance", "audit"]
+          "calibrate_running", "calibrate_result", "maintenance", "audit", "rooms"]
 OUT = Path(os.environ.get("KIOSK_SCREENSHOT_DIR") or REPO / "build" / "screenshots")
 
 
