@@ -11,7 +11,9 @@ Each scenario is drawn from :data:`ENVELOPE` — the declared operating envelope
   :data:`FAULT_FREE_SURFACE_C` is a **surface** failure;
 * faulted: the injected fault must be caught by one of its codes within its deadline
   (:data:`FAULT_RULES`) — else a **miss** —, nothing may trip before it (a false trip), and the
-  true surface stays within the fault's limit.
+  true surface stays within the fault's limit. A welded SSR that never takes the surface more
+  than :data:`STUCK_HARMLESS_C` above the setpoint (an element that full power cannot overheat
+  here) is not counted as a miss; heater faults are not drawn for sessions without heat.
 
 Every failing scenario is written to ``--out`` as a TOML file that ``lumbarest-sim FILE`` re-runs
 alone. The report is a table and one JSON object (``--json`` prints only the JSON).
@@ -70,6 +72,13 @@ FAULT_RULES = {
 }
 
 
+#: Faults that only show, and only matter, while the heater is wanted.
+HEAT_FAULTS = ("heater_open", "ssr_stuck_on", "sensor_detached", "ui_disconnect")
+#: A welded SSR that never takes the mat this far above the setpoint is harmless and cannot be
+#: told from a working mat: not catching it within its deadline is then no miss.
+STUCK_HARMLESS_C = 1.0
+
+
 def _uniform(rng: random.Random, low: float, high: float, digits: int = 3) -> float:
     return round(rng.uniform(low, high), digits)
 
@@ -111,7 +120,9 @@ def draw(index: int, seed: int, *, fault: bool, model: MatParams | None = None) 
     fault_at = None
     fault_name = None
     if fault:
-        fault_name = rng.choice(sorted(FAULT_RULES))
+        # A session without heat cannot show a heater fault (and is not hurt by one).
+        names = sorted(n for n in FAULT_RULES if program != "traction" or n not in HEAT_FAULTS)
+        fault_name = rng.choice(names)
         rule = FAULT_RULES[fault_name]
         fault_at = round(rng.uniform(5.0, planned_s - rule.deadline_s - 30.0), 2)
         events.append({"at_s": fault_at, "action": "fault", "fault": fault_name})
@@ -151,6 +162,8 @@ def judge(result: dict, scenario: dict) -> dict:
     if caught:
         out["detect_s"] = round(caught[0]["detected_at_s"] - at_s, 3)
     out["missed"] = not caught or out["detect_s"] > rule.deadline_s
+    if name == "ssr_stuck_on" and out["missed"] and result["setpoint_c"] is not None:
+        out["missed"] = result["max_surface_c"] > result["setpoint_c"] + STUCK_HARMLESS_C
     out["surface_failed"] = result["max_surface_c"] > rule.max_surface_c
     return out
 
