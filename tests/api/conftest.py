@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from appliance.client import ApplianceUnavailable, Client
+from appliance.devrun import stop_process
 from appliance.history import History
 from appliance.pins import PinStore
 from appliance.server import ApiServer
@@ -144,13 +145,8 @@ class ApplianceProcess:
             self.proc.wait(10)
 
     def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        if self.proc:
+            stop_process(self.proc)
 
 
 @pytest.fixture
