@@ -813,15 +813,6 @@ class Appliance:
                 "title": spec.title, "text": spec.text, "advice": spec.advice,
                 "heater_off": not self.heating, "present": fault.present, "needs": fault.needs,
                 "since": self._wall_at(fault.detected_at_s, now)})
-        holding_c = self.safety.effect.reach.holding_c
-        if holding_c is not None and self.heating and plan is not None:
-            # A working mat that cannot reach the level: information, never a fault (docs/safety.md).
-            alarms.append({"code": "cannot_reach", "priority": "low", "kind": "technical",
-                           "title": f"The mat cannot reach {plan.level.capitalize()}",
-                           "text": f"It holds {holding_c:.1f} °C at full power. The session goes on.",
-                           "advice": "Nothing to do now. If this happens in a warm room, the mat "
-                                     "may need a calibration (Service, Calibrate).",
-                           "heater_off": False, "present": True, "needs": "none", "since": None})
         if session.state == "done":
             alarms.append({"code": "session_done", "priority": "info", "kind": "information",
                            "title": "Session finished", "text": "The session is over.",
@@ -852,6 +843,7 @@ class Appliance:
             "prewarm": self.prewarm_state(now),
             "audio": self.audio_state(now),
             "reminders": [dict(r) for r in self.reminders],
+            "notices": self._notices(),
             "mat_c": round(self.mat_c, 2) if self.mat_c is not None else None,
             "sensor_ok": self.mat_c is not None,
             "heating": self.heating and self.duty > 0,
@@ -864,6 +856,18 @@ class Appliance:
                        "code": sample.code, "fault_bits": list(sample.fault_bits),
                        "bad_reads": self.safety.sensor.bad_in_row},
         }
+
+    def _notices(self) -> list[dict]:
+        """LOW notices: information during a session, never a fault and never an overlay."""
+        holding_c = self.safety.effect.reach.holding_c
+        plan = self.session.plan
+        if holding_c is None or not self.heating or plan is None:
+            return []
+        # A working mat that cannot reach the level (docs/safety.md, "Operating envelope").
+        return [{"code": "cannot_reach", "priority": "low",
+                 "params": {"level": plan.level, "holding_c": holding_c},
+                 "text": f"The mat cannot reach {plan.level.capitalize()}; it holds "
+                         f"{holding_c:.1f} °C. The session goes on."}]
 
     def _wall_at(self, at_s: float, now_s: float) -> str:
         from datetime import timedelta

@@ -223,6 +223,18 @@ def _tr(text: str | None) -> str:
     return _(text) if text else ""
 
 
+def notice_text(notices: list | None) -> str:
+    """The first LOW notice of ``status.notices`` in the kiosk's language (its numbers come as
+    parameters), or ""; a notice is a line on the session screen, never an overlay."""
+    for notice in notices or []:
+        params = notice.get("params") or {}
+        if notice.get("code") == "cannot_reach" and "holding_c" in params:
+            return _("The mat cannot reach {level}; it holds {c} °C. The session goes on.").format(
+                level=level_label(params.get("level")), c=f"{params['holding_c']:.1f}")
+        return notice.get("text") or ""
+    return ""
+
+
 def alarm_lines(alarm: dict) -> dict:
     """The words of the overlay: what happened, whether the heater is off, what to do."""
     return {

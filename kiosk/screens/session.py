@@ -104,7 +104,7 @@ class SessionScreen(KScreen):
         self.plot.points = list(app.trend.points)
         self.pause_btn.text = _("Continue") if paused else _("Pause")
         self.pause_btn.fill = list(GREEN if paused else PANEL_HI)
-        msg = app.message_for("session")
+        msg = app.message_for("session") or logic.notice_text((app.state or {}).get("notices"))
         self.msg.text = msg or _("Mat temperature (orange) and target (blue), last 10 minutes")
         self.msg.color = (1, 0.85, 0.5, 1) if msg else MUTED
 

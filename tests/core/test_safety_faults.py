@@ -87,10 +87,12 @@ def test_a_weak_element_that_cannot_reach_the_level_is_a_notice_not_a_fault():
     assert result["faults"] == []
     assert result["outcome"] == "running"
     assert all(row[4] == 1.0 for row in trace_after(runner, 600.0))
-    notice = [a for a in runner.core.snapshot()["alarms"] if a["code"] == "cannot_reach"]
+    snapshot = runner.core.snapshot()
+    assert not [a for a in snapshot["alarms"] if a["code"] == "cannot_reach"]  # no overlay
+    notice = [n for n in snapshot["notices"] if n["code"] == "cannot_reach"]
     assert len(notice) == 1 and notice[0]["priority"] == "low"
-    holds = runner.core.safety.effect.reach.holding_c
-    assert holds is not None and holds < 39.5
+    holds = notice[0]["params"]["holding_c"]
+    assert notice[0]["params"]["level"] == "high" and 37.0 < holds < 39.5
     assert f"{holds:.1f} °C" in notice[0]["text"]
 
 

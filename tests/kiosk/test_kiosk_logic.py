@@ -291,3 +291,12 @@ def test_alarm_sound_repeats_and_stops_when_paused():
     player.update(10.0, None)
     player.update(10.5, "medium")
     assert played == ["high", "high", "medium"]
+
+
+def test_a_cannot_reach_notice_is_a_line_in_the_kiosks_words_not_an_overlay():
+    notices = [{"code": "cannot_reach", "priority": "low",
+                "params": {"level": "high", "holding_c": 38.74}, "text": "The mat cannot reach High"}]
+    assert logic.notice_text(notices) == \
+        "The mat cannot reach High; it holds 38.7 °C. The session goes on."
+    assert logic.notice_text([]) == "" and logic.notice_text(None) == ""
+    assert logic.overlay_alarms([]) == []  # notices never travel in alarms
