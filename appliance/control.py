@@ -237,12 +237,16 @@ class ModelBased:
         self.hold_margin_c = hold_margin_c
         self.release_sigmas = release_sigmas
         self.release_min_load_w = release_min_load_w
+        #: The likeliest mat of the last warm-up from rest (:class:`appliance.ident.Candidate`).
+        self.learned = None
         self.reset()
 
     def reset(self) -> None:
-        self._use_model(self.nominal)
+        """A new heating episode (a start, a resume, a pre-warm). What the last warm-up from rest
+        taught about the mat (:attr:`identified`) is kept: a pause does not change the mat, and a
+        warm mat has no warm-up to learn from."""
+        self._use_model(self.identified or self.nominal)
         self.bank.reset()
-        self.identified: MatParams | None = None
         self._identifying = self.adapt
         self.boosting = True
         self.load_w = 0.0
@@ -253,6 +257,10 @@ class ModelBased:
         self._cusum = 0.0
         self.releases = 0
 
+    @property
+    def identified(self) -> MatParams | None:
+        return self.learned.model if self.learned is not None else None
+
     def _use_model(self, model: MatParams) -> None:
         self.m = model
         self.balance = HeatBalance(model, pole_per_s=self.pole)
@@ -261,11 +269,9 @@ class ModelBased:
     def _adopt_best(self) -> None:
         """Hold with the likeliest candidate of the warm-up, from its own state."""
         best = self.bank.likeliest()
-        self.identified = best.model
+        self.learned = best
         self._use_model(best.model)
-        b = self.balance
-        b.te_c, b.ts_c, b.tr_c, b.y_f, b.unexplained_w = best.te_c, best.ts_c, best.tr_c, best.tr_c, 0.0
-        b._t_last = self._last_s
+        self.balance.start_from(self._last_s, best.te_c, best.ts_c, best.tr_c)
         self.load_w = 0.0
 
     def coast_peak_c(self, power_w: float) -> float:

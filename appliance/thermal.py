@@ -84,6 +84,12 @@ class HeatBalance:
     def model_inflow_w(self) -> float:
         return self.m.element_to_surface_w_per_k * (self.te_c - self.ts_c) if self.te_c is not None else 0.0
 
+    def start_from(self, now_s: float, te_c: float, ts_c: float, tr_c: float) -> None:
+        """Continue from a known state (another estimator's), with no unexplained heat."""
+        self.te_c, self.ts_c, self.tr_c, self.y_f = te_c, ts_c, tr_c, tr_c
+        self.unexplained_w = 0.0
+        self._t_last = now_s
+
     def update(self, now_s: float, mat_c: float | None, power_w: float) -> None:
         """``power_w`` is the power commanded during the period that just ended.
 
