@@ -159,7 +159,10 @@ class ExcessHeat:
 class MissingHeat:
     """``no_heating_effect``: the heater driven hard (``missing_min_duty``), the mat not warming,
     and far less heat arriving than commanded — more missing than a patient, a weak element and a
-    cold room take."""
+    cold room take — for ``missing_confirm_s`` without a break. A patient lying down on a mat
+    unlike its model, or a warm-up from rest behind a slow sensor, looks like missing heat to the
+    model for a few seconds (most of the sweep's false alarms lasted 7–12 s); a heater that stopped
+    for good does not stop looking like it."""
 
     def __init__(self, cfg: SafetyConfig, model: MatParams, envelope: Envelope):
         self.cfg = cfg
@@ -201,7 +204,7 @@ class MissingHeat:
         # heater demonstrably works, so whatever deficit the model sees is the model's error.
         if warming or abs(deviation) < cfg.missing_heat_w / 2:
             self.baseline_w = min(0.0, self.baseline_w + min(1.0, dt / cfg.balance_baseline_s) * deviation)
-        return self._since is not None and now_s - self._since >= cfg.balance_confirm_s
+        return self._since is not None and now_s - self._since >= cfg.missing_confirm_s
 
 
 class ImplausibleFall:
