@@ -15,6 +15,17 @@ from appliance.thermal import HeatBalance
 from appliance.ident import ModelBank
 from hw.sim.plant import MatParams
 
+#: Element power, as a ratio to ``[model] heater_w``, that no mat of the envelope (0.6–2 x) has,
+#: with a margin: below ``MISMATCH_LOW`` or above ``MISMATCH_HIGH`` the mat does not match its
+#: configuration. Below ``OPEN_HEATER_BELOW`` it is a broken heater, not a mismatch.
+MISMATCH_LOW, MISMATCH_HIGH, OPEN_HEATER_BELOW = 0.45, 2.4, 0.15
+#: The rise from rest (several noise deviations) before a power ratio is believed.
+MISMATCH_MIN_RISE_C = 1.0
+#: The envelope's body temperatures (docs/safety.md): below the coolest body a patient can only
+#: add heat (a mat looks stronger, never weaker); above the warmest + 0.5 °C neither a body nor
+#: the room can (a strong element is then the only explanation left).
+BODY_MIN_C, NO_SOURCE_ABOVE_C = 32.0, 36.5
+
 
 def _clamp(value: float, low: float = 0.0, high: float = 1.0) -> float:
     return low if value < low else high if value > high else value
@@ -256,6 +267,9 @@ class ModelBased:
         self.noise_var = 0.05 ** 2
         self._cusum = 0.0
         self.releases = 0
+        #: Set by a warm-up from rest that only an element outside the envelope explains: its
+        #: power ratio to ``[model] heater_w``; the core latches ``mat_mismatch`` on it.
+        self.mismatch_ratio: float | None = None
 
     @property
     def identified(self) -> MatParams | None:
@@ -365,6 +379,29 @@ class ModelBased:
             self.balance.unexplained_w = 0.0
             self.load_w = 0.0
 
+    def _watch_mismatch(self) -> bool:
+        """The bank explains no mat of the envelope at rest. If a known shape with an element far
+        outside the envelope does (:meth:`ModelBank.free_fit`), and no patient can be what makes
+        it look so, set :attr:`mismatch_ratio`. Returns whether to go on identifying (not sure yet).
+
+        A body of 32–36 °C lying down is a heat source the bank does not model: on a cool mat it
+        makes the element look stronger, on a warm one weaker. So a weak element is only believed
+        while the mat stays below the coolest body, a strong one only once the mat is above the
+        warmest body and the room, and both only once the reading rose ``MISMATCH_MIN_RISE_C``.
+        """
+        fit = self.bank.free_fit()
+        if fit is None or not fit.explained:
+            return False
+        mat_c = self.bank.room_c + fit.rise_c
+        weak = OPEN_HEATER_BELOW < fit.power_ratio < MISMATCH_LOW and mat_c < BODY_MIN_C
+        strong = fit.power_ratio > MISMATCH_HIGH
+        if not (weak or strong):
+            return False
+        if fit.rise_c < MISMATCH_MIN_RISE_C or (strong and mat_c <= NO_SOURCE_ABOVE_C):
+            return True
+        self.mismatch_ratio = round(fit.power_ratio, 2)
+        return False
+
     def update(self, now_s: float, mat_c: float, setpoint_c: float) -> float:
         dt = 0.0 if self._last_s is None else now_s - self._last_s
         self._last_s = now_s
@@ -380,7 +417,8 @@ class ModelBased:
             self.load_w += min(1.0, dt / self.load_smooth_s) * (self.balance.unexplained_w - self.load_w)
         if self._identifying and self.bank.samples >= self.min_bank_samples:
             if not self.bank.valid:
-                self._identifying = False   # not a mat at rest: the observer takes it from here
+                # not a mat of the envelope at rest: the observer takes it from here
+                self._identifying = self._watch_mismatch()
             elif mat_c >= setpoint_c - self.approach_band_c:
                 self._identifying = False
                 self._adopt_best()
