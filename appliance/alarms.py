@@ -41,10 +41,10 @@ CATALOGUE: dict[str, AlarmSpec] = {
         "Call service if it comes back."),
     "mat_mismatch": AlarmSpec(
         "medium", "technical", "The mat does not match the settings",
-        "This mat does not match the unit's settings: it heats much faster or slower than any "
-        "mat the unit is set up for.",
-        "The heater is off. The mat needs a calibration: Service \u2192 Calibrate, "
-        "or `lumbarest tune`. Call service.",
+        "This mat does not match the unit's settings: it heats much faster than any mat the "
+        "unit is set up for.",
+        "The heater is off. Calibrate the mat before using it: Service \u2192 Calibrate, "
+        "or run lumbarest tune. Staff: call service.",
         needs="service"),
     "sensor_detached": AlarmSpec(
         "high", "technical", "Temperature sensor may be loose",

@@ -16,15 +16,15 @@ from appliance.ident import ModelBank
 from hw.sim.plant import MatParams
 
 #: Element power, as a ratio to ``[model] heater_w``, that no mat of the envelope (0.6–2 x) has,
-#: with a margin: below ``MISMATCH_LOW`` or above ``MISMATCH_HIGH`` the mat does not match its
-#: configuration. Below ``OPEN_HEATER_BELOW`` it is a broken heater, not a mismatch.
-MISMATCH_LOW, MISMATCH_HIGH, OPEN_HEATER_BELOW = 0.45, 2.4, 0.15
+#: with a margin: above it the mat does not match its configuration. (A weak element is not
+#: called a mismatch: a warm-up cannot tell it from a heavy mat, or from a patient who warmed the
+#: mat and got up; it gets the ``cannot_reach`` notice.)
+MISMATCH_HIGH = 2.4
 #: The rise from rest (several noise deviations) before a power ratio is believed.
 MISMATCH_MIN_RISE_C = 1.0
-#: The envelope's body temperatures (docs/safety.md): below the coolest body a patient can only
-#: add heat (a mat looks stronger, never weaker); above the warmest + 0.5 °C neither a body nor
-#: the room can (a strong element is then the only explanation left).
-BODY_MIN_C, NO_SOURCE_ABOVE_C = 32.0, 36.5
+#: The envelope's warmest body + 0.5 °C (docs/safety.md): above it neither a body nor the room
+#: adds heat, so a strong element is the only explanation left for a fast warm-up.
+NO_SOURCE_ABOVE_C = 36.5
 
 
 def _clamp(value: float, low: float = 0.0, high: float = 1.0) -> float:
@@ -381,23 +381,18 @@ class ModelBased:
 
     def _watch_mismatch(self) -> bool:
         """The bank explains no mat of the envelope at rest. If a known shape with an element far
-        outside the envelope does (:meth:`ModelBank.free_fit`), and no patient can be what makes
-        it look so, set :attr:`mismatch_ratio`. Returns whether to go on identifying (not sure yet).
+        stronger than the envelope's does (:meth:`ModelBank.free_fit`), and no patient can be
+        what makes it look so, set :attr:`mismatch_ratio`. Returns whether to go on identifying
+        (not sure yet).
 
-        A body of 32–36 °C lying down is a heat source the bank does not model: on a cool mat it
-        makes the element look stronger, on a warm one weaker. So a weak element is only believed
-        while the mat stays below the coolest body, a strong one only once the mat is above the
-        warmest body and the room, and both only once the reading rose ``MISMATCH_MIN_RISE_C``.
+        A body of 32–36 °C lying on a cooler mat is a heat source the bank does not model and
+        makes the element look stronger; so a strong element is only believed once the reading
+        is above the warmest body and the room.
         """
         fit = self.bank.free_fit()
-        if fit is None or not fit.explained:
+        if fit is None or not fit.explained or fit.power_ratio <= MISMATCH_HIGH:
             return False
-        mat_c = self.bank.room_c + fit.rise_c
-        weak = OPEN_HEATER_BELOW < fit.power_ratio < MISMATCH_LOW and mat_c < BODY_MIN_C
-        strong = fit.power_ratio > MISMATCH_HIGH
-        if not (weak or strong):
-            return False
-        if fit.rise_c < MISMATCH_MIN_RISE_C or (strong and mat_c <= NO_SOURCE_ABOVE_C):
+        if fit.rise_c < MISMATCH_MIN_RISE_C or self.bank.room_c + fit.rise_c <= NO_SOURCE_ABOVE_C:
             return True
         self.mismatch_ratio = round(fit.power_ratio, 2)
         return False

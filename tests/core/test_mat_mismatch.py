@@ -95,13 +95,12 @@ def test_a_four_times_element_is_a_mismatch_on_every_noise_seed():
     assert result["faults"][0]["code"] == "mat_mismatch"
 
 
-def test_a_third_of_the_element_is_a_mismatch_not_a_broken_heater():
-    result, runner = run(scenario(duration_s=900, plant={"heater_w": 24.0}))
-    assert [f["code"] for f in result["faults"]] == ["mat_mismatch"]
-    trip = result["faults"][0]
-    assert trip["heater_off_at_s"] is not None and trip["heater_off_at_s"] <= trip["detected_at_s"] + PERIOD_S
-    assert all(row[4] == 0.0 for row in trace_after(runner, trip["detected_at_s"] + PERIOD_S))
-    assert result["outcome"] == "fault"
+def test_a_third_of_the_element_blames_no_part():
+    # A weak element is not called a mismatch (a warm-up cannot tell it from a heavy mat or a
+    # patient who got up); it must not be called a broken heater either: the mat warms.
+    result, _ = run(scenario(duration_s=900, plant={"heater_w": 24.0}))
+    assert not HEATER_CODES & {f["code"] for f in result["faults"]}
+    assert "mat_mismatch" not in {f["code"] for f in result["faults"]}
 
 
 # Envelope corners that a fit blind to patients calls mismatched: a body warming a cool mat looks
@@ -119,6 +118,11 @@ CORNERS = {
         {"heater_w": 48.0, "element_j_per_k": 420.0, "surface_j_per_k": 1680.0,
          "element_to_surface_w_per_k": 3.6, "sensor_tau_s": 4.0, "ambient_c": 32.0,
          "patient_w_per_k": 6.0, "patient_c": 36.0}, -120.0),
+    "weak heavy mat, cold room, a patient who warmed it got up": (
+        {"heater_w": 48.28, "element_j_per_k": 386.6, "surface_j_per_k": 1103.0,
+         "element_to_surface_w_per_k": 3.754, "surface_to_ambient_w_per_k": 1.767,
+         "ambient_c": 18.0, "sensor_tau_s": 35.74, "sensor_noise_c": 0.04,
+         "patient_w_per_k": 2.15, "patient_c": 32.66}, -258.0),
     "weak light mat, warm room, patient before start": (
         {"heater_w": 48.0, "element_j_per_k": 180.0, "surface_j_per_k": 720.0,
          "element_to_surface_w_per_k": 8.4, "sensor_tau_s": 40.0, "ambient_c": 32.0,
@@ -129,8 +133,10 @@ CORNERS = {
 @pytest.mark.parametrize("name", list(CORNERS))
 def test_an_envelope_mat_with_a_patient_is_never_called_mismatched(name):
     plant, patient_at = CORNERS[name]
-    result, _ = run(scenario(duration_s=600, plant=plant,
-                             events=[{"at_s": patient_at, "action": "patient_on"}]))
+    events = [{"at_s": patient_at, "action": "patient_on"}]
+    if "got up" in name:   # sweep 5, clean 43: on before Start, up at 112 s
+        events.append({"at_s": 111.97, "action": "patient_off"})
+    result, _ = run(scenario(duration_s=600, level="medium", plant=plant, events=events))
     assert "mat_mismatch" not in [f["code"] for f in result["faults"]]
 
 
