@@ -39,6 +39,13 @@ CATALOGUE: dict[str, AlarmSpec] = {
         "The heater was on but the mat did not warm up. The heater or its sensor may be faulty.",
         "The heater is off. Staff: check that the sensor is in place, then acknowledge. "
         "Call service if it comes back."),
+    "mat_mismatch": AlarmSpec(
+        "medium", "technical", "The mat does not match the settings",
+        "This mat does not match the unit's settings: it heats much faster than any mat the "
+        "unit is set up for.",
+        "The heater is off. Calibrate the mat before using it: Service \u2192 Calibrate, "
+        "or run lumbarest tune. Staff: call service.",
+        needs="service"),
     "sensor_detached": AlarmSpec(
         "high", "technical", "Temperature sensor may be loose",
         "The temperature reading fell faster than the mat can cool. The sensor may have come loose.",

@@ -15,6 +15,17 @@ from appliance.thermal import HeatBalance
 from appliance.ident import ModelBank
 from hw.sim.plant import MatParams
 
+#: Element power, as a ratio to ``[model] heater_w``, that no mat of the envelope (0.6–2 x) has,
+#: with a margin: above it the mat does not match its configuration. (A weak element is not
+#: called a mismatch: a warm-up cannot tell it from a heavy mat, or from a patient who warmed the
+#: mat and got up; it gets the ``cannot_reach`` notice.)
+MISMATCH_HIGH = 2.4
+#: The rise from rest (several noise deviations) before a power ratio is believed.
+MISMATCH_MIN_RISE_C = 1.0
+#: The envelope's warmest body + 0.5 °C (docs/safety.md): above it neither a body nor the room
+#: adds heat, so a strong element is the only explanation left for a fast warm-up.
+NO_SOURCE_ABOVE_C = 36.5
+
 
 def _clamp(value: float, low: float = 0.0, high: float = 1.0) -> float:
     return low if value < low else high if value > high else value
@@ -256,6 +267,9 @@ class ModelBased:
         self.noise_var = 0.05 ** 2
         self._cusum = 0.0
         self.releases = 0
+        #: Set by a warm-up from rest that only an element outside the envelope explains: its
+        #: power ratio to ``[model] heater_w``; the core latches ``mat_mismatch`` on it.
+        self.mismatch_ratio: float | None = None
 
     @property
     def identified(self) -> MatParams | None:
@@ -365,6 +379,24 @@ class ModelBased:
             self.balance.unexplained_w = 0.0
             self.load_w = 0.0
 
+    def _watch_mismatch(self) -> bool:
+        """The bank explains no mat of the envelope at rest. If a known shape with an element far
+        stronger than the envelope's does (:meth:`ModelBank.free_fit`), and no patient can be
+        what makes it look so, set :attr:`mismatch_ratio`. Returns whether to go on identifying
+        (not sure yet).
+
+        A body of 32–36 °C lying on a cooler mat is a heat source the bank does not model and
+        makes the element look stronger; so a strong element is only believed once the reading
+        is above the warmest body and the room.
+        """
+        fit = self.bank.free_fit()
+        if fit is None or not fit.explained or fit.power_ratio <= MISMATCH_HIGH:
+            return False
+        if fit.rise_c < MISMATCH_MIN_RISE_C or self.bank.room_c + fit.rise_c <= NO_SOURCE_ABOVE_C:
+            return True
+        self.mismatch_ratio = round(fit.power_ratio, 2)
+        return False
+
     def update(self, now_s: float, mat_c: float, setpoint_c: float) -> float:
         dt = 0.0 if self._last_s is None else now_s - self._last_s
         self._last_s = now_s
@@ -380,7 +412,8 @@ class ModelBased:
             self.load_w += min(1.0, dt / self.load_smooth_s) * (self.balance.unexplained_w - self.load_w)
         if self._identifying and self.bank.samples >= self.min_bank_samples:
             if not self.bank.valid:
-                self._identifying = False   # not a mat at rest: the observer takes it from here
+                # not a mat of the envelope at rest: the observer takes it from here
+                self._identifying = self._watch_mismatch()
             elif mat_c >= setpoint_c - self.approach_band_c:
                 self._identifying = False
                 self._adopt_best()

@@ -309,6 +309,12 @@ class Appliance:
             duty = self._tuner.update(now_s, self.mat_c)
         else:
             duty = self.controller.update(now_s, self.mat_c, setpoint)
+            ratio = getattr(self.controller, "mismatch_ratio", None)
+            if ratio is not None:   # no mat of the envelope: before a heating-effect check blames a part
+                self.controller.reset()
+                self._trip("mat_mismatch", now_s, {"power_ratio": ratio, "mat_c": round(self.mat_c, 2)})
+                self._heater_off()
+                return
         heater.set_duty(duty)
         self.duty = heater.duty
         self.heating = True

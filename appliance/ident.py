@@ -14,6 +14,8 @@ a controller can stop heating when *any* plausible mat would overshoot, and hold
 Pure logic with time passed in. The simulation assumes the mat was at rest (at room temperature)
 when the bank started; :attr:`valid` turns false when no candidate explains the readings (a mat
 that was warm, or a patient lying on it), and the caller falls back to its observer.
+:meth:`free_fit` tells the one case apart that the envelope cannot explain and a calibration can:
+a mat whose shape the grid knows but whose element is far stronger or weaker than configured.
 """
 
 import math
@@ -25,6 +27,9 @@ POWER_RATIO_RANGE = (0.5, 2.2)          # the envelope's 0.6–2.0 with a margin
 SENSOR_TAUS_S = (4.0, 10.0, 20.0, 40.0)
 CAPACITY_SCALES = (0.6, 1.0, 1.4, 2.0)
 COUPLING_SCALES = (0.6, 1.0, 1.4)
+#: How well a free fit must explain the readings (noise variances per sample): stricter than
+#: :attr:`ModelBank.valid`, because it is used to say the mat is wrong, not to pick a model.
+FREE_FIT_SIGMAS2 = 3.0
 
 
 @dataclass
@@ -38,6 +43,15 @@ class Shape:
     rr: float = 0.0
     s_rr: float = 0.0
     s_rd: float = 0.0
+
+
+@dataclass(frozen=True)
+class FreeFit:
+    """The best shape at its least-squares power with no bound on it (:meth:`ModelBank.free_fit`)."""
+
+    power_ratio: float       # element power / the configured ``heater_w``
+    explained: bool          # within ``FREE_FIT_SIGMAS2`` noise variances per sample
+    rise_c: float            # the last reading above the start
 
 
 @dataclass(frozen=True)
@@ -131,12 +145,28 @@ class ModelBank:
     def best(self) -> Candidate:
         return min(self.candidates(), key=lambda c: c.sse)
 
+    def _explains(self, sse: float, sigmas2: float = 9.0) -> bool:
+        return sse / self.samples <= sigmas2 * max(self.noise_var, 0.02 ** 2)
+
     @property
     def valid(self) -> bool:
         """The best candidate explains the readings to within a few noise deviations."""
-        if not self.samples:
-            return False
-        return self.best.sse / self.samples <= 9.0 * max(self.noise_var, 0.02 ** 2)
+        return bool(self.samples) and self._explains(self.best.sse)
+
+    def free_fit(self) -> FreeFit | None:
+        """The shape that fits best when its power may take any value, and that power.
+
+        The same closed form as :meth:`candidates` without :data:`POWER_RATIO_RANGE`: ratio
+        ``s_rd / s_rr``, error ``s_dd - s_rd² / s_rr``. Where :attr:`valid` is false only because
+        the bound held the power back, this fit still explains the readings: the mat is a known
+        shape with an element outside the envelope. ``None`` before anything was heated.
+        """
+        fits = [(s.s_rd / s.s_rr, max(0.0, self.s_dd - s.s_rd * s.s_rd / s.s_rr))
+                for s in self.shapes if s.s_rr > 0]
+        if not fits or self._y_last is None:
+            return None
+        ratio, sse = min(fits, key=lambda f: f[1])
+        return FreeFit(ratio, self._explains(sse, FREE_FIT_SIGMAS2), self._y_last - self.room_c)
 
     def likeliest(self) -> Candidate:
         """Among the plausible candidates, the one closest to the configured model: where the

@@ -51,6 +51,7 @@ ALARMS = {
     "medium": _alarm("rtd_open"),
     "low": _alarm("heating_time_cap"),
     "service": _alarm("heating_while_off"),
+    "mismatch": _alarm("mat_mismatch"),
 }
 
 SETTINGS = {"levels": dict(low=36.0, medium=38.0, high=40.0), "programs": dict(PROGRAMS),
@@ -139,6 +140,8 @@ def scenarios(profile: str):
         session_state(heating=False, alarms=[ALARMS["medium"], ALARMS["high"]]))))
     out.append(("alarm_service_pin", lambda app: app.show_state(
         session_state(heating=False, alarms=[ALARMS["service"]]), service_pin=True)))
+    out.append(("alarm_mat_mismatch", lambda app: app.show_state(
+        session_state(heating=False, alarms=[ALARMS["mismatch"]]))))
     out.append(("connection_lost", lambda app: app.show_lost()))
     if profile == "clinic":
         out.append(("pin", lambda app: app.show_staff("pin", role="clinic", digits="123")))

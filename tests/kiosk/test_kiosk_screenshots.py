@@ -33,7 +33,7 @@ PROFILES = ["bedside", "clinic"]
 COMMON = ["home", "home_sensor_invalid", "home_prewarm", "session_warming", "session_therapy", "session_paused",
           "session_traction_no_heat", "session_sensor_invalid", "session_hold_to_stop", "done",
           "done_stopped", "alarm_high", "alarm_medium", "alarm_low", "alarm_two_alarms",
-          "alarm_service_pin", "connection_lost"]
+          "alarm_service_pin", "alarm_mat_mismatch", "connection_lost"]
 CLINIC = ["home_long_name", "pin", "pin_wrong", "pin_locked", "settings", "settings_error",
           "keyboard", "history", "history_faults", "history_no_usb", "service_pin", "service",
           "service_selftest", "home_reminder", "schedules", "schedules_error", "warm", "pins",
