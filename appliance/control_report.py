@@ -378,8 +378,10 @@ def table(summary: dict) -> str:
         for stat in stats:
             value = entry[stat]
             text = "-" if value is None else f"{value:g}"
+            if value is None and entry.get("never") and stat in ("p95", "max"):
+                text = "∞"   # the statistic falls on a run that never reached the band
             parts.append(f"({text})" if stat.startswith("over_") else text)
-        if "never" in entry and entry["never"]:
+        if entry.get("never"):
             parts.append(f"never {entry['never']}")
         return " · ".join(parts)
 
