@@ -30,7 +30,9 @@ have a negative ``at_s`` (a patient lying down before Start, or during the pre-w
 then begins that much earlier with the unit idle (or pre-warming).
 
 ``lumbarest-sim --sweep N --seed S [--faults] [--jobs J]`` draws N random scenarios from the
-declared operating envelope instead (:mod:`appliance.sweep`).
+declared operating envelope instead (:mod:`appliance.sweep`); with ``--control-report`` it runs
+every controller on the same fault-free scenarios and reports the control figures
+(:mod:`appliance.control_report`).
 """
 
 import argparse
@@ -342,11 +344,24 @@ def main(argv: list[str] | None = None) -> int:
     sweep.add_argument("--faults", action="store_true", help="inject one random fault in each")
     sweep.add_argument("--jobs", type=int, default=2, metavar="J", help="parallel processes (default 2)")
     sweep.add_argument("--out", metavar="DIR", default="sweep-failures",
-                       help="where failing scenarios are written (default ./sweep-failures)")
+                       help="where failing (or, with --control-report, the worst) scenarios are "
+                            "written (default ./sweep-failures)")
+    sweep.add_argument("--control-report", action="store_true",
+                       help="run every controller on the same fault-free scenarios and report "
+                            "the control figures (docs/performance.md)")
     args = parser.parse_args(argv)
+    if args.control_report and args.sweep is None:
+        parser.error("--control-report needs --sweep N")
     if args.sweep is not None:
         if args.scenario or args.trace:
             parser.error("--sweep runs drawn scenarios; give no scenario file or --trace")
+        if args.control_report:
+            if args.faults or args.controller:
+                parser.error("--control-report runs every controller on fault-free scenarios; "
+                             "give no --faults or --controller")
+            from appliance import control_report
+            return control_report.main(args.sweep, args.seed, jobs=args.jobs, out_dir=args.out,
+                                       as_json=args.json)
         from appliance import sweep as sweeper
         return sweeper.main(args.sweep, args.seed, faults=args.faults, jobs=args.jobs,
                             controller=args.controller, out_dir=args.out, as_json=args.json)

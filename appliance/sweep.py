@@ -168,10 +168,13 @@ def judge(result: dict, scenario: dict) -> dict:
     return out
 
 
-def _run_one(job: tuple) -> tuple[int, dict, dict]:
+def run_drawn(index: int, seed: int, *, fault: bool, controller: str | None = None,
+              overrides: dict | None = None):
+    """Draw scenario ``index`` of ``seed``, apply ``controller`` and ``overrides`` (configuration
+    sections merged into it) and run it; returns (scenario, runner, result). The scenario returned
+    is exactly what ran: ``to_toml`` of it re-runs the same session."""
     from appliance.sim import ScenarioRun, parse_scenario
     logging.disable(logging.WARNING)  # the faults are in the result; thousands of log lines are not
-    index, seed, fault, controller, overrides = job
     scenario = draw(index, seed, fault=fault)
     if controller:
         scenario["run"]["controller"] = controller
@@ -180,6 +183,13 @@ def _run_one(job: tuple) -> tuple[int, dict, dict]:
     runner = ScenarioRun(parse_scenario(scenario, f"sweep {seed}/{index}"))
     with contextlib.redirect_stderr(io.StringIO()):  # refused events of a faulted session
         result = runner.run()
+    return scenario, runner, result
+
+
+def _run_one(job: tuple) -> tuple[int, dict, dict]:
+    index, seed, fault, controller, overrides = job
+    scenario, _, result = run_drawn(index, seed, fault=fault, controller=controller,
+                                    overrides=overrides)
     return index, scenario, result
 
 

@@ -8,6 +8,7 @@ import json
 import sys
 
 MODULES = ("bench.api_bench", "bench.kiosk_bench", "bench.control_bench", "bench.sweep_bench",
+           "bench.control_sweep_bench",
            "bench.footprint_bench", "bench.fleet_bench")
 
 
