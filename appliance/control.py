@@ -398,6 +398,11 @@ class ModelBased:
         return False
 
     def update(self, now_s: float, mat_c: float, setpoint_c: float) -> float:
+        if self._last_s is None:
+            # A heating episode that starts within reach of the setpoint (a resume, a session
+            # after a pre-warm) has nothing to boost for: the predictive hold takes it from here.
+            # Its observer starts at equilibrium and cannot know the heat the element still holds.
+            self.boosting = setpoint_c - mat_c > self.approach_band_c
         dt = 0.0 if self._last_s is None else now_s - self._last_s
         self._last_s = now_s
         if self._identifying and self.bank.samples == 0 and setpoint_c - mat_c < self.min_rise_c:

@@ -12,9 +12,10 @@ for all of it, not on the nominal model:
   off, only heat already stored in the element can, and that heat runs out — the rise of a working
   mat *slows down* from the moment the power is cut (the two-node model proves it for every
   parameter set: with P = 0 and T_s rising, T_e − T_s falls and the losses grow). So: commanded off
-  for two windows, above 36.5 °C, and the last window rose at least as much as the one before it
-  -> something is still heating. And, whatever the shape, commanded off and rising more than
-  ``stuck_margin_c`` above the setpoint: the controller never takes a working mat there.
+  for ``stuck_settle_s``, above 36.5 °C and still rising -> something is still heating. Commanded
+  off and rising more than ``stuck_margin_c`` above the setpoint: the controller never takes a
+  working mat there. Commanded off, ``stuck_accel_margin_c`` above the setpoint and the rise
+  speeding up: a working mat's only slows down.
 * **Missing heat** (heater open) -> ``no_heating_effect``. The heat balance
   (:class:`appliance.thermal.HeatBalance`) with the commanded power shows most of it not arriving,
   while the controller commands full power and the mat is not warming. The threshold covers what a
@@ -121,7 +122,10 @@ class ExcessHeat:
       patient nor the room can warm it;
     * commanded off for one window, more than ``stuck_margin_c`` above the setpoint and rising:
       the controller never takes a working mat there, so this catches a strong element early. Not
-      for the autotune's relay test, which overshoots on purpose (the caller passes no setpoint).
+      for the autotune's relay test, which overshoots on purpose (the caller passes no setpoint);
+    * commanded off for 1.5 windows, more than ``stuck_accel_margin_c`` above the setpoint and
+      the rise speeding up (:meth:`_accelerating`): a welded SSR under a patient, creeping past
+      the setpoint.
     """
 
     def __init__(self, cfg: SafetyConfig, envelope: Envelope):
@@ -152,8 +156,29 @@ class ExcessHeat:
             settled = off_s >= cfg.stuck_settle_s and mat_c > self.envelope.no_source_above_c
             over = setpoint_c is not None and mat_c > setpoint_c + cfg.stuck_margin_c
             excess = (settled or over) and rise_c >= cfg.stuck_min_rise_c
+            # A reading still speeds up for about a sensor lag after the heater is cut (it
+            # catches up with the surface), so the acceleration counts from 1.5 windows off.
+            excess = excess or (setpoint_c is not None and off_s >= 1.5 * cfg.stuck_window_s
+                                and mat_c > setpoint_c + cfg.stuck_accel_margin_c
+                                and self._accelerating())
         self._since = (self._since or now_s) if excess else None
         return self._since is not None and now_s - self._since >= cfg.balance_confirm_s
+
+
+    def _accelerating(self) -> bool:
+        """The reading's rise over the second half of the window at least as steep as over the
+        first half, and steep: with the heater off, a working mat's rise only slows down."""
+        samples = list(self.readings.samples)
+        half = len(samples) // 2
+        if half < 8:
+            return False
+        first, second = Window(self.cfg.stuck_window_s), Window(self.cfg.stuck_window_s)
+        for t, v in samples[:half]:
+            first.add(t, v)
+        for t, v in samples[half:]:
+            second.add(t, v)
+        late, early = second.slope(), first.slope()
+        return late * self.cfg.stuck_window_s >= self.cfg.stuck_min_rise_c * 2 and late >= early
 
 
 class MissingHeat:

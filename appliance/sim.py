@@ -285,6 +285,8 @@ class ScenarioRun:
             "outcome": outcome,
             "faults": faults,
             "injected": [{"at_s": round(t, 3), "fault": f} for t, f in self.injections],
+            "fault_effect_at_s": (round(mat.fault_effect_at_s - self.t0, 3)
+                                  if mat.fault_effect_at_s is not None else None),
             "duration_s": scenario.duration_s,
             "wall_s": round(wall_s, 3),
             "sim_speed": round(scenario.duration_s / wall_s, 1) if wall_s > 0 else None,

@@ -72,6 +72,8 @@ FAULT_RULES = {
 }
 
 
+#: Faults in the power path: they show only once the power delivered differs from the power asked.
+POWER_FAULTS = ("heater_open", "ssr_stuck_on")
 #: Faults that only show, and only matter, while the heater is wanted.
 HEAT_FAULTS = ("heater_open", "ssr_stuck_on", "sensor_detached", "ui_disconnect")
 #: A welded SSR that never takes the mat this far above the setpoint is harmless and cannot be
@@ -159,8 +161,20 @@ def judge(result: dict, scenario: dict) -> dict:
     out["fault"] = name
     out["false_trips"] = [f["code"] for f in result["faults"] if f["detected_at_s"] < at_s - 1e-6]
     caught = [f for f in result["faults"] if f["code"] in rule.codes and f["detected_at_s"] >= at_s - 1e-6]
+    # A power fault is latent until the power delivered differs from the power asked for: a welded
+    # SSR during a full-power warm-up, an open heater while the heater is off. Its deadline runs
+    # from its first effect; one that never had any cannot be missed.
+    effect_s = at_s
+    if name in POWER_FAULTS:
+        effect = result.get("fault_effect_at_s")
+        out["latent_s"] = round(effect - at_s, 3) if effect is not None else None
+        if effect is None:
+            out["missed"] = False
+            out["surface_failed"] = result["max_surface_c"] > rule.max_surface_c
+            return out
+        effect_s = max(at_s, effect)
     if caught:
-        out["detect_s"] = round(caught[0]["detected_at_s"] - at_s, 3)
+        out["detect_s"] = round(caught[0]["detected_at_s"] - effect_s, 3)
     out["missed"] = not caught or out["detect_s"] > rule.deadline_s
     if name == "ssr_stuck_on" and out["missed"] and result["setpoint_c"] is not None:
         out["missed"] = result["max_surface_c"] > result["setpoint_c"] + STUCK_HARMLESS_C

@@ -62,6 +62,10 @@ class MatModel:
         self.faults: set[str] = set()
         self.energy_j = 0.0
         self.max_surface_c = self.surface_c
+        #: When a power fault first made the delivered power differ from what the SSR and the
+        #: relay ask for (an open heater while heat is asked for, a welded SSR while less than
+        #: full power is): before that, nothing can see it.
+        self.fault_effect_at_s: float | None = None
         self.power_log: list[tuple[float, float]] = [(start_s, 0.0)]  # (t_s, W) at each change
 
     # -- inputs ------------------------------------------------------------------------------
@@ -102,6 +106,9 @@ class MatModel:
 
     def _log_power(self) -> None:
         watts = self.power_w
+        asked = self.p.heater_w * self.ssr_duty if self.relay_closed else 0.0
+        if self.fault_effect_at_s is None and watts != asked:
+            self.fault_effect_at_s = self.t_s
         if watts != self.power_log[-1][1]:
             self.power_log.append((self.t_s, watts))
 

@@ -162,6 +162,18 @@ def test_rising_well_above_the_setpoint_with_the_heater_off_trips_early():
     assert tripped is not None and tripped <= CFG.stuck_window_s + CFG.balance_confirm_s + 0.5
 
 
+def test_an_accelerating_rise_just_above_the_setpoint_with_the_heater_off_trips():
+    # A welded SSR under a patient: 0.4 °C past the setpoint and the rise still speeding up.
+    tripped = _excess(lambda t: 40.3 + 0.0002 * t * t + 0.005 * t, setpoint_c=40.0)
+    assert tripped is not None and tripped <= 1.5 * CFG.stuck_window_s + CFG.balance_confirm_s + 0.5
+
+
+def test_a_get_up_overshoot_that_slows_down_is_not_a_fault():
+    # A patient got up: the element's stored heat takes the reading 0.9 °C past the setpoint,
+    # fast at first, then slower and slower.
+    assert _excess(lambda t: 40.0 + 0.9 * (1 - math.exp(-t / 40.0)), setpoint_c=40.0) is None
+
+
 def test_excess_check_needs_the_heater_commanded_off():
     assert _excess(lambda t: 37.0 + 0.01 * t, duty=0.2) is None
 

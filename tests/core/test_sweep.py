@@ -32,12 +32,34 @@ def test_judge_counts_false_trips_misses_and_the_surface():
     assert tripped["false_trips"] == ["heating_while_off"] and tripped["surface_failed"]
     faulted = {"event": [{"at_s": 100.0, "action": "fault", "fault": "heater_open"}]}
     late = sweep.judge({"faults": [{"code": "no_heating_effect", "detected_at_s": 195.0}],
-                        "max_surface_c": 40.0}, faulted)
+                        "max_surface_c": 40.0, "fault_effect_at_s": 100.0}, faulted)
     assert late["missed"] and late["detect_s"] == 95.0
     early = sweep.judge({"faults": [{"code": "rtd_open", "detected_at_s": 20.0},
                                     {"code": "no_heating_effect", "detected_at_s": 150.0}],
-                         "max_surface_c": 40.0}, faulted)
+                         "max_surface_c": 40.0, "fault_effect_at_s": 100.0}, faulted)
     assert early["false_trips"] == ["rtd_open"] and not early["missed"]
+
+
+def test_a_power_fault_is_timed_from_its_first_effect():
+    # A welded SSR during a full-power warm-up changes nothing until the controller asks for less.
+    stuck = {"event": [{"at_s": 100.0, "action": "fault", "fault": "ssr_stuck_on"}]}
+    verdict = sweep.judge({"faults": [{"code": "heating_while_off", "detected_at_s": 400.0}],
+                           "max_surface_c": 41.5, "setpoint_c": 40.0, "fault_effect_at_s": 300.0}, stuck)
+    assert verdict["detect_s"] == 100.0 and not verdict["missed"] and verdict["latent_s"] == 200.0
+    never = sweep.judge({"faults": [], "max_surface_c": 38.0, "setpoint_c": 40.0,
+                         "fault_effect_at_s": None}, stuck)
+    assert not never["missed"]
+
+
+def test_the_plant_reports_when_a_power_fault_first_changes_the_power():
+    from hw.sim.plant import MatModel
+    mat = MatModel(MatParams())
+    mat.set_relay(0.0, True)
+    mat.set_ssr(0.0, 1.0)
+    mat.inject(10.0, "ssr_stuck_on")        # full power asked: nothing changes
+    assert mat.fault_effect_at_s is None
+    mat.set_ssr(25.0, 0.4)
+    assert mat.fault_effect_at_s == 25.0
 
 
 def test_sweep_cli_prints_the_contract_fields(tmp_path, capsys):
