@@ -52,6 +52,7 @@ class SafetyConfig:
     stuck_min_rise_c: float = field(default=0.15, metadata=_num(0.03, 5.0))
     stuck_off_duty: float = field(default=0.02, metadata=_num(0.0, 0.5))
     stuck_margin_c: float = field(default=1.0, metadata=_num(0.3, 5.0))
+    stuck_floor_c: float = field(default=39.0, metadata=_num(36.0, 42.0))
     stuck_accel_margin_c: float = field(default=0.4, metadata=_num(0.1, 5.0))
     missing_heat_w: float = field(default=30.0, metadata=_num(10.0, 500.0))
     missing_heat_ratio: float = field(default=0.6, metadata=_num(0.3, 1.0))

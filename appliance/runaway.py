@@ -120,8 +120,10 @@ class ExcessHeat:
     * commanded off for ``stuck_settle_s`` — long enough for the heat stored in the element of
       any mat in the envelope to have arrived — and still rising above 36.5 °C, where neither a
       patient nor the room can warm it;
-    * commanded off for one window, more than ``stuck_margin_c`` above the setpoint and rising:
-      the controller never takes a working mat there, so this catches a strong element early. Not
+    * commanded off for one window, more than ``stuck_margin_c`` above the setpoint (and above
+      ``stuck_floor_c``: a slow sensor over a strong element can take a ``low`` warm-up 1.5 °C
+      past 36 °C, which harms nobody) and rising: the controller never takes a working mat there,
+      so this catches a strong element early. Not
       for the autotune's relay test, which overshoots on purpose (the caller passes no setpoint);
     * commanded off for 1.5 windows, more than ``stuck_accel_margin_c`` above the setpoint and
       the rise speeding up (:meth:`_accelerating`): a welded SSR under a patient, creeping past
@@ -154,7 +156,7 @@ class ExcessHeat:
         if off_s >= cfg.stuck_window_s:
             rise_c = self.readings.slope() * cfg.stuck_window_s
             settled = off_s >= cfg.stuck_settle_s and mat_c > self.envelope.no_source_above_c
-            over = setpoint_c is not None and mat_c > setpoint_c + cfg.stuck_margin_c
+            over = setpoint_c is not None and mat_c > max(setpoint_c + cfg.stuck_margin_c, cfg.stuck_floor_c)
             excess = (settled or over) and rise_c >= cfg.stuck_min_rise_c
             # A reading still speeds up for about a sensor lag after the heater is cut (it
             # catches up with the surface), so the acceleration counts from 1.5 windows off.

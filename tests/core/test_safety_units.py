@@ -174,6 +174,11 @@ def test_a_get_up_overshoot_that_slows_down_is_not_a_fault():
     assert _excess(lambda t: 40.0 + 0.9 * (1 - math.exp(-t / 40.0)), setpoint_c=40.0) is None
 
 
+def test_a_low_warm_up_overshoot_below_the_floor_is_not_a_fault():
+    # A slow sensor over a strong element: a low (36 °C) warm-up coasts to 37.8 °C and levels off.
+    assert _excess(lambda t: 37.0 + 0.8 * (1 - math.exp(-t / 60.0)), setpoint_c=36.0) is None
+
+
 def test_excess_check_needs_the_heater_commanded_off():
     assert _excess(lambda t: 37.0 + 0.01 * t, duty=0.2) is None
 
