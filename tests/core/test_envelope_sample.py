@@ -17,7 +17,7 @@ from appliance import sweep
 CLEAN_SEED, FAULT_SEED, RUNS = 101, 102, 40
 ROBUST_FAULTS = ("rtd_open", "rtd_short", "refin", "ovuv", "spi_error", "stale", "loop_stall")
 RATCHET = {"clean": {"false_trips": 2, "surface_failures": 0},
-           "faults": {"false_trips": 3, "misses": 5, "surface_failures": 0}}
+           "faults": {"false_trips": 1, "misses": 3, "surface_failures": 0}}
 
 
 @pytest.fixture(scope="module")
