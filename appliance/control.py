@@ -15,11 +15,13 @@ from appliance.thermal import HeatBalance
 from appliance.ident import ModelBank
 from hw.sim.plant import MatParams
 
-#: Element power, as a ratio to ``[model] heater_w``, that no mat of the envelope (0.6–2 x) has,
-#: with a margin: above it the mat does not match its configuration. (A weak element is not
+#: Element power, as a ratio to ``[model] heater_w``, that no mat of the envelope has: above it
+#: the mat does not match its configuration. The free fit measures power per heat capacity over
+#: the bank's shapes, so a 2 x element on a 0.6 x surface fits up to ~3.3 x (sweep 11: 1.9 x on
+#: 0.63 x fitted above 2.4 x). (A weak element is not
 #: called a mismatch: a warm-up cannot tell it from a heavy mat, or from a patient who warmed the
 #: mat and got up; it gets the ``cannot_reach`` notice.)
-MISMATCH_HIGH = 2.4
+MISMATCH_HIGH = 3.5
 #: The rise from rest (several noise deviations) before a power ratio is believed.
 MISMATCH_MIN_RISE_C = 1.0
 #: The envelope's warmest body + 0.5 °C (docs/safety.md): above it neither a body nor the room
