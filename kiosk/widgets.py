@@ -450,6 +450,17 @@ class NumberPad(GridLayout):
             self.add_widget(b)
 
 
+def fill_fields(grid: GridLayout, rows, size: float) -> dict:
+    """Name/value rows into a two-column ``grid`` (names muted); returns the value labels by key,
+    for the screen to fill on refresh. ``rows``: (key, name) pairs."""
+    fields = {}
+    for key, text in rows:
+        grid.add_widget(label(text, size, halign="left", color=MUTED, wrap=True, max_lines=2))
+        fields[key] = label("", size, halign="left", wrap=True, max_lines=2)
+        grid.add_widget(fields[key])
+    return fields
+
+
 def scroll(child) -> ScrollView:
     view = ScrollView(do_scroll_x=False, bar_width=10, scroll_type=["bars", "content"])
     view.add_widget(child)

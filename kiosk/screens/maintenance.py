@@ -10,7 +10,7 @@ from kivy.uix.gridlayout import GridLayout
 from kiosk import logic
 from kiosk.i18n import _
 from kiosk.screens.base import KScreen
-from kiosk.widgets import GREEN, MUTED, PANEL, button, label, scroll
+from kiosk.widgets import GREEN, MUTED, PANEL, button, fill_fields, label, scroll
 
 
 def reminder_words(reminder: dict) -> tuple[str, str]:
@@ -61,14 +61,10 @@ class MaintenanceScreen(KScreen):
         main.add_widget(scroll(self.list))
         grid = GridLayout(cols=2, spacing=s.gap * 0.5, size_hint=(1, 0.6) if s.portrait
                           else (0.7, 1))
-        self.fields = {}
-        for key, text in (("heater_hours", _("Heater hours")), ("relay_cycles", _("Relay cycles")),
-                          ("sessions", _("Sessions")), ("faults", _("Faults"))):
-            grid.add_widget(label(text, s.small, halign="left", color=MUTED, wrap=True,
-                                  max_lines=2))
-            value = label("", s.small, halign="left", wrap=True, max_lines=2)
-            self.fields[key] = value
-            grid.add_widget(value)
+        self.fields = fill_fields(grid, (("heater_hours", _("Heater hours")),
+                                         ("relay_cycles", _("Relay cycles")),
+                                         ("sessions", _("Sessions")), ("faults", _("Faults"))),
+                                  s.small)
         main.add_widget(grid)
         self.body.add_widget(main)
         self._rows_key = None

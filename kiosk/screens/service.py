@@ -9,7 +9,7 @@ from kiosk import logic
 from kiosk.i18n import _
 from kiosk.screens.base import KScreen
 from kiosk.screens.rooms import configured_unit_id
-from kiosk.widgets import MUTED, PANEL, button, label
+from kiosk.widgets import PANEL, button, fill_fields, label
 
 
 def selftest_text(selftest: dict | None) -> str:
@@ -48,18 +48,13 @@ class ServiceScreen(KScreen):
                       (_("Audit log"), "audit"), (_("PINs"), "pins")])
         main = BoxLayout(orientation="vertical" if s.portrait else "horizontal", spacing=s.gap)
         grid = GridLayout(cols=2, spacing=s.gap * 0.5)
-        self.fields = {}
-        for key, text in (("resistance", _("RTD resistance")), ("code", _("RTD code")),
-                          ("bits", _("Fault bits")), ("bad", _("Bad reads")),
-                          ("mat", _("Mat temperature")), ("setpoint", _("Target")),
-                          ("duty", _("Heater duty")), ("relay", _("Series relay")),
-                          ("mode", _("Mode")), ("clients", _("Screens connected")),
-                          ("unit_id", _("Unit id (network)"))):
-            grid.add_widget(label(text, s.small, halign="left", color=MUTED, wrap=True,
-                                  max_lines=2))
-            value = label("", s.small, halign="left", wrap=True, max_lines=2)
-            self.fields[key] = value
-            grid.add_widget(value)
+        self.fields = fill_fields(grid, (
+            ("resistance", _("RTD resistance")), ("code", _("RTD code")),
+            ("bits", _("Fault bits")), ("bad", _("Bad reads")),
+            ("mat", _("Mat temperature")), ("setpoint", _("Target")),
+            ("duty", _("Heater duty")), ("relay", _("Series relay")),
+            ("mode", _("Mode")), ("clients", _("Screens connected")),
+            ("unit_id", _("Unit id (network)"))), s.small)
         main.add_widget(grid)
         self.results = label("", s.small, wrap=True, halign="left", bg=list(PANEL),
                              size_hint=(1, 0.7) if s.portrait else (0.8, 1), pad_x=10 * s.u)
