@@ -54,6 +54,7 @@ class SafetyConfig:
     stuck_margin_c: float = field(default=1.0, metadata=_num(0.3, 5.0))
     stuck_floor_c: float = field(default=39.0, metadata=_num(36.0, 42.0))
     stuck_accel_margin_c: float = field(default=0.4, metadata=_num(0.1, 5.0))
+    stuck_slowing_ratio: float = field(default=0.8, metadata=_num(0.0, 1.0))
     missing_heat_w: float = field(default=30.0, metadata=_num(10.0, 500.0))
     missing_heat_ratio: float = field(default=0.6, metadata=_num(0.3, 1.0))
     missing_min_duty: float = field(default=0.5, metadata=_num(0.2, 1.0))

@@ -13,8 +13,8 @@ for all of it, not on the nominal model:
   mat *slows down* from the moment the power is cut (the two-node model proves it for every
   parameter set: with P = 0 and T_s rising, T_e − T_s falls and the losses grow). So: commanded off
   for ``stuck_settle_s``, above 36.5 °C and still rising -> something is still heating. Commanded
-  off and rising more than ``stuck_margin_c`` above the setpoint: the controller never takes a
-  working mat there. Commanded off, ``stuck_accel_margin_c`` above the setpoint and the rise
+  off and rising more than ``stuck_margin_c`` above the setpoint at an undiminished pace: the
+  controller seldom takes a working mat there, and then its rise fades. Commanded off, ``stuck_accel_margin_c`` above the setpoint and the rise
   speeding up: a working mat's only slows down.
 * **Missing heat** (heater open) -> ``no_heating_effect``. The heat balance
   (:class:`appliance.thermal.HeatBalance`) with the commanded power shows most of it not arriving,
@@ -114,7 +114,7 @@ class Envelope:
 class ExcessHeat:
     """``heating_while_off``: the mat keeps warming although the heater is commanded off.
 
-    Two tests, both on the slope of the reading (least squares over ``stuck_window_s``, so the
+    Three tests, all on the slope of the reading (least squares over ``stuck_window_s``, so the
     converter's noise averages out):
 
     * commanded off for ``stuck_settle_s`` — long enough for the heat stored in the element of
@@ -122,8 +122,9 @@ class ExcessHeat:
       patient nor the room can warm it;
     * commanded off for one window, more than ``stuck_margin_c`` above the setpoint (and above
       ``stuck_floor_c``: a slow sensor over a strong element can take a ``low`` warm-up 1.5 °C
-      past 36 °C, which harms nobody) and rising: the controller never takes a working mat there,
-      so this catches a strong element early. Not
+      past 36 °C, which harms nobody), rising and not slowing down (:meth:`_slowing`): this
+      catches a welded SSR on a strong element early. A working mat gets there only by the heat
+      its element held for a patient who got up, and that rise fades. Not
       for the autotune's relay test, which overshoots on purpose (the caller passes no setpoint);
     * commanded off for 1.5 windows, more than ``stuck_accel_margin_c`` above the setpoint and
       the rise speeding up (:meth:`_accelerating`): a welded SSR under a patient, creeping past
@@ -156,7 +157,8 @@ class ExcessHeat:
         if off_s >= cfg.stuck_window_s:
             rise_c = self.readings.slope() * cfg.stuck_window_s
             settled = off_s >= cfg.stuck_settle_s and mat_c > self.envelope.no_source_above_c
-            over = setpoint_c is not None and mat_c > max(setpoint_c + cfg.stuck_margin_c, cfg.stuck_floor_c)
+            over = (setpoint_c is not None and mat_c > max(setpoint_c + cfg.stuck_margin_c, cfg.stuck_floor_c)
+                    and not self._slowing())
             excess = (settled or over) and rise_c >= cfg.stuck_min_rise_c
             # A reading still speeds up for about a sensor lag after the heater is cut (it
             # catches up with the surface), so the acceleration counts from 1.5 windows off.
@@ -167,20 +169,37 @@ class ExcessHeat:
         return self._since is not None and now_s - self._since >= cfg.balance_confirm_s
 
 
-    def _accelerating(self) -> bool:
-        """The reading's rise over the second half of the window at least as steep as over the
-        first half, and steep: with the heater off, a working mat's rise only slows down."""
+    def _half_slopes(self) -> tuple[float, float] | None:
+        """The reading's slope (°C/s) over the first and over the second half of the window."""
         samples = list(self.readings.samples)
         half = len(samples) // 2
         if half < 8:
-            return False
+            return None
         first, second = Window(self.cfg.stuck_window_s), Window(self.cfg.stuck_window_s)
         for t, v in samples[:half]:
             first.add(t, v)
         for t, v in samples[half:]:
             second.add(t, v)
-        late, early = second.slope(), first.slope()
+        return first.slope(), second.slope()
+
+    def _accelerating(self) -> bool:
+        """The reading's rise over the second half of the window at least as steep as over the
+        first half, and steep: with the heater off, a working mat's rise only slows down."""
+        slopes = self._half_slopes()
+        if slopes is None:
+            return False
+        early, late = slopes
         return late * self.cfg.stuck_window_s >= self.cfg.stuck_min_rise_c * 2 and late >= early
+
+    def _slowing(self) -> bool:
+        """The rise over the second half of the window less than ``stuck_slowing_ratio`` of the
+        first half's: the heat stored in the element running out, as after a patient gets up
+        from a strong element. A welded SSR's rise keeps its pace (its element heats on)."""
+        slopes = self._half_slopes()
+        if slopes is None:
+            return False
+        early, late = slopes
+        return early > 0 and late < self.cfg.stuck_slowing_ratio * early
 
 
 class MissingHeat:

@@ -14,6 +14,8 @@ CASES = {  # sweep index: what used to trip, and why it no longer does
     177: "heating_while_off after a 20 s boost at the setpoint on a resume (no boost within 1 C)",
     127: "heating_while_off: a low warm-up of a 1.6 x element coasting to 37.1 C (stuck_floor_c)",
     128: "heating_while_off: a low warm-up of a 1.9 x element coasting to 37.2 C (stuck_floor_c)",
+    306: "heating_while_off: a 2 x element's stored heat arriving 99 s after a get-up, 1.3 C past "
+         "the setpoint and slowing down (stuck_slowing_ratio)",
 }
 
 

@@ -174,6 +174,13 @@ def test_a_get_up_overshoot_that_slows_down_is_not_a_fault():
     assert _excess(lambda t: 40.0 + 0.9 * (1 - math.exp(-t / 40.0)), setpoint_c=40.0) is None
 
 
+def test_a_get_up_coast_past_the_margin_that_slows_down_is_not_a_fault():
+    # A strong element behind a slow sensor: when the patient gets up, its stored heat takes the
+    # reading 2 °C past the setpoint (time constant 50 s); past 41 °C it still rises 0.6 °C per
+    # window, but each half-window more slowly (0.74 ×). Sweep 11 #218: tripped at 79 s.
+    assert _excess(lambda t: 40.0 + 2.0 * (1 - math.exp(-t / 50.0)), setpoint_c=40.0) is None
+
+
 def test_a_low_warm_up_overshoot_below_the_floor_is_not_a_fault():
     # A slow sensor over a strong element: a low (36 °C) warm-up coasts to 37.8 °C and levels off.
     assert _excess(lambda t: 37.0 + 0.8 * (1 - math.exp(-t / 60.0)), setpoint_c=36.0) is None
