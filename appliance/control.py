@@ -13,6 +13,7 @@ they build on.
 from appliance.config import ControlConfig
 from appliance.thermal import HeatBalance
 from appliance.ident import ModelBank
+from appliance.runaway import Window
 from hw.sim.plant import MatParams
 
 #: Element power, as a ratio to ``[model] heater_w``, that no mat of the envelope has: above it
@@ -24,6 +25,17 @@ from hw.sim.plant import MatParams
 MISMATCH_HIGH = 3.5
 #: The rise from rest (several noise deviations) before a power ratio is believed.
 MISMATCH_MIN_RISE_C = 1.0
+#: The envelope's slowest sensor (docs/safety.md). A mat that no warm-up identified may have it.
+GUARD_SENSOR_TAU_S = 40.0
+#: The reading's rise rate is a least-squares slope over this long (noise: a 0.1 °C sensor gives
+#: ±0.003 °C/s, i.e. ±0.1 °C of lead at 32 s).
+RISE_WINDOW_S = 20.0
+#: A warm-up is from rest (what :class:`ModelBank` assumes) when the reading moved less than this
+#: while the heater was off before it: a mat cooling after a session, or warmed by a body lying on
+#: it, drifts 0.01–0.02 °C/s; a 0.1 °C sensor's slope over 30 s is ±0.001 °C/s.
+REST_SLOPE_C_PER_S = 0.004
+#: Heater-off history kept for that judgement; with less than half of it, rest is assumed.
+IDLE_WINDOW_S = 60.0
 #: The envelope's warmest body + 0.5 °C (docs/safety.md): above it neither a body nor the room
 #: adds heat, so a strong element is the only explanation left for a fast warm-up.
 NO_SOURCE_ABOVE_C = 36.5
@@ -203,7 +215,9 @@ class ModelBased:
       a weak heater makes the nominal observer read missing heat as a patient's load. The fit ends
       at 240 s, before a patient would plausibly lie down; it is bounded and kept only when it
       explains the data. What a step response pins down is the power per heat capacity; that is
-      also what the prediction needs.
+      also what the prediction needs. Only a warm-up from rest (:meth:`observe_idle`: no drift
+      before Start) is kept for later episodes; until one has been, :meth:`unknown_lag_lead_c`
+      allows for the envelope's slowest sensor.
     * **Approach**: full power while the mat, held at the holding power from now on, would peak
       less than ``boost_overreach_c`` above the setpoint within ``horizon_s``. The prediction
       starts from the observed element and surface, so the heat already stored in the element is
@@ -252,6 +266,7 @@ class ModelBased:
         self.release_min_load_w = release_min_load_w
         #: The likeliest mat of the last warm-up from rest (:class:`appliance.ident.Candidate`).
         self.learned = None
+        self._idle = Window(IDLE_WINDOW_S)
         self.reset()
 
     def reset(self) -> None:
@@ -259,6 +274,9 @@ class ModelBased:
         taught about the mat (:attr:`identified`) is kept: a pause does not change the mat, and a
         warm mat has no warm-up to learn from."""
         self._use_model(self.identified or self.nominal)
+        #: The model in use came from a warm-up from rest (else the sensor lag is guarded).
+        self.trusted = self.learned is not None
+        self._from_rest = True
         self.bank.reset()
         self._identifying = self.adapt
         self.boosting = True
@@ -268,10 +286,21 @@ class ModelBased:
         self._last_y: float | None = None
         self.noise_var = 0.05 ** 2
         self._cusum = 0.0
+        self._rise = Window(RISE_WINDOW_S)
         self.releases = 0
         #: Set by a warm-up from rest that only an element outside the envelope explains: its
         #: power ratio to ``[model] heater_w``; the core latches ``mat_mismatch`` on it.
         self.mismatch_ratio: float | None = None
+
+    def observe_idle(self, now_s: float, mat_c: float) -> None:
+        """A reading while the heater is off: whether the next warm-up starts from rest."""
+        self._idle.add(now_s, mat_c)
+
+    def _at_rest(self) -> bool:
+        idle = self._idle
+        if idle.covered_s < IDLE_WINDOW_S / 2:
+            return True   # just powered up: nothing says otherwise
+        return abs(idle.slope()) <= REST_SLOPE_C_PER_S
 
     @property
     def identified(self) -> MatParams | None:
@@ -283,9 +312,13 @@ class ModelBased:
         self._unit = self._unit_response()
 
     def _adopt_best(self) -> None:
-        """Hold with the likeliest candidate of the warm-up, from its own state."""
+        """Hold with the likeliest candidate of the warm-up, from its own state. Kept for later
+        episodes only if the warm-up was from rest: a drift at the start (a body that warmed the
+        mat, a session's heat still leaving) passes for the heater's doing."""
         best = self.bank.likeliest()
-        self.learned = best
+        if self._from_rest:
+            self.learned = best
+            self.trusted = True
         self._use_model(best.model)
         self.balance.start_from(self._last_s, best.te_c, best.ts_c, best.tr_c)
         self.load_w = 0.0
@@ -350,8 +383,12 @@ class ModelBased:
             m = c.model
             hold = m.surface_to_ambient_w_per_k * (setpoint_c - m.ambient_c)
             return coast_peak_c(m, c.te_c, c.ts_c, hold, 0.0, self.horizon_s)
-        if peak(self.bank.best) >= setpoint_c + self.boost_overreach_c:
+        best = peak(self.bank.best)
+        if best >= setpoint_c + self.boost_overreach_c:
             return True
+        if not self._from_rest and (best + self.unknown_lag_lead_c(self.bank.best.model)
+                                    >= setpoint_c + self.robust_overreach_c):
+            return True   # the bank's sums took a drift for the heater: its lags may be wrong
         return any(peak(c) >= setpoint_c + self.robust_overreach_c for c in self.bank.plausible())
 
     def _watch_release(self, dt: float, mat_c: float, predicted_c: float | None) -> None:
@@ -381,6 +418,14 @@ class ModelBased:
             self.balance.unexplained_w = 0.0
             self.load_w = 0.0
 
+    def unknown_lag_lead_c(self, model: MatParams) -> float:
+        """How much further the surface may be ahead of a rising reading than ``model`` thinks,
+        unless :attr:`trusted`: a first-order sensor reads the surface ``tau x rate`` late, and
+        the envelope's sensors lag up to :data:`GUARD_SENSOR_TAU_S`. Zero at a steady hold."""
+        if self.trusted or len(self._rise.samples) < 8:
+            return 0.0
+        return max(0.0, GUARD_SENSOR_TAU_S - model.sensor_tau_s) * max(0.0, self._rise.slope())
+
     def _watch_mismatch(self) -> bool:
         """The bank explains no mat of the envelope at rest. If a known shape with an element far
         stronger than the envelope's does (:meth:`ModelBank.free_fit`), and no patient can be
@@ -405,6 +450,8 @@ class ModelBased:
             # after a pre-warm) has nothing to boost for: the predictive hold takes it from here.
             # Its observer starts at equilibrium and cannot know the heat the element still holds.
             self.boosting = setpoint_c - mat_c > self.approach_band_c
+            self._from_rest = self._at_rest()
+            self._idle.clear()
         dt = 0.0 if self._last_s is None else now_s - self._last_s
         self._last_s = now_s
         if self._identifying and self.bank.samples == 0 and setpoint_c - mat_c < self.min_rise_c:
@@ -414,6 +461,7 @@ class ModelBased:
         m = self.m
         predicted_c = self.balance.tr_c
         self.balance.update(now_s, mat_c, self._last_duty * m.heater_w)
+        self._rise.add(now_s, mat_c)
         if dt > 0:
             self._watch_release(dt, mat_c, predicted_c)
             self.load_w += min(1.0, dt / self.load_smooth_s) * (self.balance.unexplained_w - self.load_w)
@@ -433,15 +481,17 @@ class ModelBased:
                 self._last_duty = duty
                 return duty
         hold_w = self.hold_w(setpoint_c)
-        if self.boosting and self.coast_peak_c(hold_w) >= setpoint_c + self.boost_overreach_c:
+        lead_c = self.unknown_lag_lead_c(m)
+        if self.boosting and (self.coast_peak_c(hold_w) >= setpoint_c + self.boost_overreach_c
+                              or self.coast_peak_c(hold_w) + lead_c >= setpoint_c + self.robust_overreach_c):
             self.boosting = False
         elif not self.boosting and setpoint_c - mat_c > 2.0:
             self.boosting = True  # a new, higher setpoint, or a large cold load
         if self.boosting:
             duty = 1.0
         else:
-            duty = _clamp(self.power_for(setpoint_c - self.hold_margin_c - self.getup_reserve_c(setpoint_c))
-                          / m.heater_w)
+            duty = _clamp(self.power_for(setpoint_c - self.hold_margin_c - lead_c
+                                         - self.getup_reserve_c(setpoint_c)) / m.heater_w)
         self._last_duty = duty
         return duty
 

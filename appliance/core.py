@@ -300,6 +300,9 @@ class Appliance:
             if self.heating or self.duty:
                 self.controller.reset()
             self._heater_off()
+            observe_idle = getattr(self.controller, "observe_idle", None)
+            if observe_idle is not None and self.mat_c is not None:
+                observe_idle(now_s, self.mat_c)
             return
         setpoint = min(target, self.config.safety.max_setpoint_c)
         if not self.heating:

@@ -113,3 +113,64 @@ def test_model_based_on_a_warm_mat_reaches_the_setpoint_without_overshoot(start_
         t += 0.25
     assert reached is not None and reached < 500.0
     assert peak <= 40.3
+
+
+def _warm_up(ctl: ModelBased, mat, start_s: float, until_s: float, setpoint_c: float) -> float:
+    """Run ``ctl`` on ``mat`` from ``start_s``; returns the peak true surface."""
+    import random
+    rng = random.Random(3)
+    t, peak = start_s, 0.0
+    while t < until_s:
+        mat.set_ssr(t, ctl.update(t, mat.sensor_at(t) + rng.gauss(0.0, 0.03), setpoint_c))
+        peak = max(peak, mat.surface_c)
+        t += 0.25
+    return peak
+
+
+def _idle(ctl: ModelBased, mat, start_s: float, until_s: float) -> None:
+    t = start_s
+    while t < until_s:
+        ctl.observe_idle(t, mat.sensor_at(t))
+        t += 0.25
+
+
+def test_a_warm_up_from_rest_is_learned_and_kept():
+    from hw.sim.plant import MatModel
+    p = MatParams(heater_w=120.0, sensor_tau_s=20.0)
+    mat = MatModel(p, relay_fitted=False)
+    ctl = ModelBased(MatParams(), ControlConfig())
+    _idle(ctl, mat, 0.0, 60.0)
+    _warm_up(ctl, mat, 60.0, 600.0, 40.0)
+    assert ctl.learned is not None and ctl.trusted
+    ctl.reset()
+    assert ctl.trusted and ctl.m is ctl.learned.model
+
+
+def test_a_warm_up_from_a_drifting_mat_is_used_but_not_kept():
+    """A body lay on the mat for five minutes before Start and stays: the reading drifts up
+    0.012 °C/s, which the bank takes for the heater's doing. Its fit steers this warm-up (the
+    mat is adopted) but is not kept for the next episode."""
+    from hw.sim.plant import MatModel
+    p = MatParams(heater_w=120.0, sensor_tau_s=20.0)
+    mat = MatModel(p, relay_fitted=False)
+    mat.set_patient(0.0, True)
+    ctl = ModelBased(MatParams(), ControlConfig())
+    _idle(ctl, mat, 0.0, 300.0)
+    assert ctl._idle.slope() > 0.004
+    _warm_up(ctl, mat, 300.0, 900.0, 40.0)
+    assert ctl.m is not ctl.nominal, "the warm-up's fit steers this episode"
+    assert ctl.learned is None and not ctl.trusted
+    ctl.reset()
+    assert ctl.m is ctl.nominal
+
+
+def test_an_untrusted_model_guards_the_slowest_sensor_lag():
+    """Rising 0.05 °C/s: a 40 s sensor reads the surface 2 °C late, an 8 s one 0.4 °C; the hold
+    and the end of the boost allow for the 1.6 °C difference unless a warm-up from rest taught
+    the lag."""
+    ctl = ModelBased(MatParams(), ControlConfig(), adapt=False)
+    for i in range(80):
+        ctl.update(i * 0.25, 30.0 + 0.05 * i * 0.25, 40.0)
+    assert ctl.unknown_lag_lead_c(ctl.m) == pytest.approx(32 * 0.05, rel=0.05)
+    ctl.trusted = True
+    assert ctl.unknown_lag_lead_c(ctl.m) == 0.0
