@@ -79,6 +79,19 @@ class Window:
     def mean(self) -> float:
         return sum(v for _, v in self.samples) / len(self.samples)
 
+    def half_slopes(self) -> tuple[float, float] | None:
+        """The slopes over the older and the newer half of the samples (None with under 16)."""
+        samples = list(self.samples)
+        half = len(samples) // 2
+        if half < 8:
+            return None
+        first, second = Window(self.span_s), Window(self.span_s)
+        for t, v in samples[:half]:
+            first.add(t, v)
+        for t, v in samples[half:]:
+            second.add(t, v)
+        return first.slope(), second.slope()
+
 
 @dataclass(frozen=True)
 class Envelope:
@@ -169,23 +182,10 @@ class ExcessHeat:
         return self._since is not None and now_s - self._since >= cfg.balance_confirm_s
 
 
-    def _half_slopes(self) -> tuple[float, float] | None:
-        """The reading's slope (°C/s) over the first and over the second half of the window."""
-        samples = list(self.readings.samples)
-        half = len(samples) // 2
-        if half < 8:
-            return None
-        first, second = Window(self.cfg.stuck_window_s), Window(self.cfg.stuck_window_s)
-        for t, v in samples[:half]:
-            first.add(t, v)
-        for t, v in samples[half:]:
-            second.add(t, v)
-        return first.slope(), second.slope()
-
     def _accelerating(self) -> bool:
         """The reading's rise over the second half of the window at least as steep as over the
         first half, and steep: with the heater off, a working mat's rise only slows down."""
-        slopes = self._half_slopes()
+        slopes = self.readings.half_slopes()
         if slopes is None:
             return False
         early, late = slopes
@@ -195,7 +195,7 @@ class ExcessHeat:
         """The rise over the second half of the window less than ``stuck_slowing_ratio`` of the
         first half's: the heat stored in the element running out, as after a patient gets up
         from a strong element. A welded SSR's rise keeps its pace (its element heats on)."""
-        slopes = self._half_slopes()
+        slopes = self.readings.half_slopes()
         if slopes is None:
             return False
         early, late = slopes
