@@ -36,6 +36,10 @@ RISE_WINDOW_S = 20.0
 REST_SLOPE_C_PER_S = 0.004
 #: Heater-off history kept for that judgement; with less than half of it, rest is assumed.
 IDLE_WINDOW_S = 60.0
+#: A release (a patient getting up) is taken back if the filtered reading falls this far below
+#: its value at the release within this long (:meth:`ModelBased._check_release`).
+RELEASE_FALL_C = 0.1
+RELEASE_CHECK_S = 60.0
 #: The envelope's warmest body + 0.5 °C (docs/safety.md): above it neither a body nor the room
 #: adds heat, so a strong element is the only explanation left for a fast warm-up.
 NO_SOURCE_ABOVE_C = 36.5
@@ -288,6 +292,9 @@ class ModelBased:
         self._cusum = 0.0
         self._rise = Window(RISE_WINDOW_S)
         self.releases = 0
+        self.false_releases = 0
+        self._release_sigmas = self.release_sigmas
+        self._undo: tuple[float, float, float, float] | None = None
         #: Set by a warm-up from rest that only an element outside the envelope explains: its
         #: power ratio to ``[model] heater_w``; the core latches ``mat_mismatch`` on it.
         self.mismatch_ratio: float | None = None
@@ -412,11 +419,28 @@ class ModelBased:
             return
         sigma = max(0.01, self.noise_var ** 0.5)
         self._cusum = max(0.0, self._cusum + (mat_c - predicted_c) / sigma - 1.0)
-        if self._cusum > self.release_sigmas:
+        if self._cusum > self._release_sigmas:
             self._cusum = 0.0
             self.releases += 1
+            self._undo = (self._last_s, self.balance.y_f, self.balance.unexplained_w, self.load_w)
             self.balance.unexplained_w = 0.0
             self.load_w = 0.0
+
+    def _check_release(self, now_s: float) -> None:
+        """A patient who got up leaves the mat warmer: the reading rises. If it falls instead
+        within ``RELEASE_CHECK_S`` of a release, the body is still there and the model merely
+        predicted badly (a mat it describes poorly): restore the load and ask for twice the
+        evidence next time, or releases and re-learnt loads alternate for as long as she lies."""
+        if self._undo is None:
+            return
+        at_s, y_c, unexplained_w, load_w = self._undo
+        if self.balance.y_f < y_c - RELEASE_FALL_C:
+            self.balance.unexplained_w, self.load_w = unexplained_w, load_w
+            self._release_sigmas *= 2.0
+            self.false_releases += 1
+            self._undo = None
+        elif now_s - at_s > RELEASE_CHECK_S:
+            self._undo = None
 
     def unknown_lag_lead_c(self, model: MatParams) -> float:
         """How much further the surface may be ahead of a rising reading than ``model`` thinks,
@@ -463,6 +487,7 @@ class ModelBased:
         self.balance.update(now_s, mat_c, self._last_duty * m.heater_w)
         self._rise.add(now_s, mat_c)
         if dt > 0:
+            self._check_release(now_s)
             self._watch_release(dt, mat_c, predicted_c)
             self.load_w += min(1.0, dt / self.load_smooth_s) * (self.balance.unexplained_w - self.load_w)
         if self._identifying and self.bank.samples >= self.min_bank_samples:
