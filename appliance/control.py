@@ -203,6 +203,71 @@ class KilnPid:
         return self._held
 
 
+class GetUpWatch:
+    """Notices a load that went away (a patient getting up) sooner than the observer does, and
+    takes a false alarm back.
+
+    While a body lies on the mat the element runs ``-load_w / G_es`` K hotter to push the body's
+    heat through the surface. When it leaves, that stored heat still arrives and the RTD shows it
+    late; every second of holding power after that adds to the overshoot. A one-sided CUSUM of the
+    reading's excess over the observer's prediction (the innovation), in units of the sensor noise
+    (estimated from successive differences), flags the change a few seconds before the observer's
+    slow disturbance state has moved; the controller then drops its load estimate at once, so the
+    predictive hold sees an element with heat to spare and turns the heater off.
+
+    A patient who got up leaves the mat warmer: the reading rises. If it falls instead within
+    :data:`RELEASE_CHECK_S` of a release, the body is still there and the model merely predicted
+    badly (a mat it describes poorly): :meth:`taken_back` says so, and the next release needs
+    twice the evidence — else releases and re-learnt loads alternate for as long as she lies.
+
+    :param sigmas: the CUSUM threshold, in noise deviations.
+    :param min_load_w: the smallest observed load (W drawn from the surface) worth watching.
+    """
+
+    def __init__(self, sigmas: float, min_load_w: float):
+        self.min_load_w = min_load_w
+        self.sigmas = sigmas
+        self.noise_var = 0.05 ** 2
+        self.releases = 0
+        self.false_releases = 0
+        self._cusum = 0.0
+        self._last_y: float | None = None
+        self._release: tuple[float, float] | None = None   # (when, filtered reading) of the last
+
+    def update(self, now_s: float, dt: float, mat_c: float, predicted_c: float | None,
+               load_w: float, filtered_c: float) -> bool:
+        """One sample; True when the load is gone."""
+        if self._last_y is not None:
+            diff = mat_c - self._last_y
+            self.noise_var += min(1.0, dt / 60.0) * (diff * diff / 2.0 - self.noise_var)
+        self._last_y = mat_c
+        if predicted_c is None or -load_w < self.min_load_w:
+            self._cusum = 0.0
+            return False
+        sigma = max(0.01, self.noise_var ** 0.5)
+        self._cusum = max(0.0, self._cusum + (mat_c - predicted_c) / sigma - 1.0)
+        if self._cusum <= self.sigmas:
+            return False
+        self._cusum = 0.0
+        self.releases += 1
+        self._release = (now_s, filtered_c)
+        return True
+
+    def taken_back(self, now_s: float, filtered_c: float) -> bool:
+        """The last release was false: the reading fell since (call before :meth:`update`)."""
+        if self._release is None:
+            return False
+        at_s, then_c = self._release
+        if filtered_c < then_c - RELEASE_FALL_C:
+            self._release = None
+            self.false_releases += 1
+            self.sigmas *= 2.0
+            return True
+        if now_s - at_s > RELEASE_CHECK_S:
+            self._release = None
+        return False
+
+
 class ModelBased:
     """``ours``: an observer-based, model-predictive controller that learns the mat during the
     warm-up. Design and measurements: ``docs/performance.md``.
@@ -236,7 +301,7 @@ class ModelBased:
       steady model error becomes a load estimate, so no separate integrator (and no windup).
     * **Load rejection**: the observed load enters the prediction as a constant heat flow, i.e.
       feed-forward of the patient's body; a CUSUM on the innovation drops the load estimate at
-      once when the patient gets up (:meth:`_watch_release`).
+      once when the patient gets up (:class:`GetUpWatch`), and restores it if she did not.
 
     Constructor defaults are the tuned values (``bench/control_bench.py``); ``ControlConfig``
     has no keys for them yet.
@@ -287,14 +352,9 @@ class ModelBased:
         self.load_w = 0.0
         self._last_duty = 0.0
         self._last_s: float | None = None
-        self._last_y: float | None = None
-        self.noise_var = 0.05 ** 2
-        self._cusum = 0.0
         self._rise = Window(RISE_WINDOW_S)
-        self.releases = 0
-        self.false_releases = 0
-        self._release_sigmas = self.release_sigmas
-        self._undo: tuple[float, float, float, float] | None = None
+        self.getup = GetUpWatch(self.release_sigmas, self.release_min_load_w)
+        self._before_release: tuple[float, float] | None = None   # (unexplained_w, load_w)
         #: Set by a warm-up from rest that only an element outside the envelope explains: its
         #: power ratio to ``[model] heater_w``; the core latches ``mat_mismatch`` on it.
         self.mismatch_ratio: float | None = None
@@ -398,49 +458,16 @@ class ModelBased:
             return True   # the bank's sums took a drift for the heater: its lags may be wrong
         return any(peak(c) >= setpoint_c + self.robust_overreach_c for c in self.bank.plausible())
 
-    def _watch_release(self, dt: float, mat_c: float, predicted_c: float | None) -> None:
-        """Notice a load that went away (a patient getting up) sooner than the observer does.
-
-        While a body lies on the mat the element runs ``-load_w / G_es`` K hotter to push the
-        body's heat through the surface. When it leaves, that stored heat still arrives and the
-        RTD shows it ~8 s late; every second of holding power after that adds to the overshoot.
-        A one-sided CUSUM of the reading's excess over the observer's prediction (the innovation),
-        in units of the sensor noise (estimated from successive differences), flags the change a
-        few seconds before the observer's slow disturbance state has moved. Then the load
-        estimate is dropped at once, so the predictive hold sees an element with heat to spare
-        and turns the heater off. A false alarm only costs a few watts of heat for a minute.
-        """
-        if self._last_y is not None:
-            diff = mat_c - self._last_y
-            self.noise_var += min(1.0, dt / 60.0) * (diff * diff / 2.0 - self.noise_var)
-        self._last_y = mat_c
-        if predicted_c is None or -self.load_w < self.release_min_load_w:
-            self._cusum = 0.0
-            return
-        sigma = max(0.01, self.noise_var ** 0.5)
-        self._cusum = max(0.0, self._cusum + (mat_c - predicted_c) / sigma - 1.0)
-        if self._cusum > self._release_sigmas:
-            self._cusum = 0.0
-            self.releases += 1
-            self._undo = (self._last_s, self.balance.y_f, self.balance.unexplained_w, self.load_w)
-            self.balance.unexplained_w = 0.0
+    def _watch_getup(self, now_s: float, dt: float, mat_c: float, predicted_c: float | None) -> None:
+        """Drop the load estimate when :class:`GetUpWatch` sees the patient get up; restore it
+        when that proves false."""
+        b = self.balance
+        if self.getup.taken_back(now_s, b.y_f) and self._before_release is not None:
+            b.unexplained_w, self.load_w = self._before_release
+        if self.getup.update(now_s, dt, mat_c, predicted_c, self.load_w, b.y_f):
+            self._before_release = (b.unexplained_w, self.load_w)
+            b.unexplained_w = 0.0
             self.load_w = 0.0
-
-    def _check_release(self, now_s: float) -> None:
-        """A patient who got up leaves the mat warmer: the reading rises. If it falls instead
-        within ``RELEASE_CHECK_S`` of a release, the body is still there and the model merely
-        predicted badly (a mat it describes poorly): restore the load and ask for twice the
-        evidence next time, or releases and re-learnt loads alternate for as long as she lies."""
-        if self._undo is None:
-            return
-        at_s, y_c, unexplained_w, load_w = self._undo
-        if self.balance.y_f < y_c - RELEASE_FALL_C:
-            self.balance.unexplained_w, self.load_w = unexplained_w, load_w
-            self._release_sigmas *= 2.0
-            self.false_releases += 1
-            self._undo = None
-        elif now_s - at_s > RELEASE_CHECK_S:
-            self._undo = None
 
     def unknown_lag_lead_c(self, model: MatParams) -> float:
         """How much further the surface may be ahead of a rising reading than ``model`` thinks,
@@ -487,8 +514,7 @@ class ModelBased:
         self.balance.update(now_s, mat_c, self._last_duty * m.heater_w)
         self._rise.add(now_s, mat_c)
         if dt > 0:
-            self._check_release(now_s)
-            self._watch_release(dt, mat_c, predicted_c)
+            self._watch_getup(now_s, dt, mat_c, predicted_c)
             self.load_w += min(1.0, dt / self.load_smooth_s) * (self.balance.unexplained_w - self.load_w)
         if self._identifying and self.bank.samples >= self.min_bank_samples:
             if not self.bank.valid:
@@ -507,10 +533,11 @@ class ModelBased:
                 return duty
         hold_w = self.hold_w(setpoint_c)
         lead_c = self.unknown_lag_lead_c(m)
-        if self.boosting and (self.coast_peak_c(hold_w) >= setpoint_c + self.boost_overreach_c
-                              or self.coast_peak_c(hold_w) + lead_c >= setpoint_c + self.robust_overreach_c):
-            self.boosting = False
-        elif not self.boosting and setpoint_c - mat_c > 2.0:
+        if self.boosting:
+            peak_c = self.coast_peak_c(hold_w)
+            self.boosting = (peak_c < setpoint_c + self.boost_overreach_c
+                             and peak_c + lead_c < setpoint_c + self.robust_overreach_c)
+        elif setpoint_c - mat_c > 2.0:
             self.boosting = True  # a new, higher setpoint, or a large cold load
         if self.boosting:
             duty = 1.0
