@@ -1,7 +1,8 @@
 """Control strategies: from the trusted mat temperature and the setpoint to an SSR duty.
 
 Pluggable like Klipper's heater controls: every strategy has ``update(now_s, mat_c, setpoint_c)
--> duty`` (0..1) and ``reset()``, takes time as an argument and does no I/O. Safety is not their
+-> duty`` (0..1) and ``reset()``, takes time as an argument and does no I/O; one that wants the
+readings while the heater is off has ``observe_idle(now_s, mat_c)`` too. Safety is not their
 business — the supervisor runs before them and the core ignores their output whenever heat is not
 allowed.
 
