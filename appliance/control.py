@@ -217,9 +217,11 @@ class GetUpWatch:
     predictive hold sees an element with heat to spare and turns the heater off.
 
     A patient who got up leaves the mat warmer: the reading rises. If it falls instead within
-    :data:`RELEASE_CHECK_S` of a release, the body is still there and the model merely predicted
-    badly (a mat it describes poorly): :meth:`taken_back` says so, and the next release needs
-    twice the evidence — else releases and re-learnt loads alternate for as long as she lies.
+    :data:`RELEASE_CHECK_S` of a release, without having risen first, the body is still there and
+    the model merely predicted badly (a mat it describes poorly): :meth:`taken_back` says so, and
+    the next release needs twice the evidence — else releases and re-learnt loads alternate for
+    as long as she lies. (After a real get-up the reading rises, then falls as the heater stays
+    off: the rise confirms the release.)
 
     :param sigmas: the CUSUM threshold, in noise deviations.
     :param min_load_w: the smallest observed load (W drawn from the surface) worth watching.
@@ -259,6 +261,9 @@ class GetUpWatch:
         if self._release is None:
             return False
         at_s, then_c = self._release
+        if filtered_c > then_c + RELEASE_FALL_C:
+            self._release = None   # she got up: the mat warms
+            return False
         if filtered_c < then_c - RELEASE_FALL_C:
             self._release = None
             self.false_releases += 1

@@ -156,11 +156,13 @@ def measure(trace: list[tuple], plant: dict, setpoint_c: float | None,
                 getup_excess.append(max(window) - sp)
 
     patient_at = {row[0]: row[7] for row in trace}
+    heating_at = {row[0]: row[6] == "running" for row in trace}
     events = sorted(downs + ups + resumes)
     rms = None
     if band_s is not None:
+        # a pause is not control: the heater is off by the user's choice
         errors = [(c - setpoint_c) ** 2 for t, c in in_session
-                  if t >= band_s + STEADY_AFTER_S
+                  if heating_at[t] and t >= band_s + STEADY_AFTER_S
                   and not any(0.0 <= t - e <= STEADY_AFTER_S for e in events)
                   and can_hold(plant, setpoint_c, patient_at[t])]
         rms = math.sqrt(sum(errors) / len(errors)) if errors else None

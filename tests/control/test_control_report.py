@@ -73,6 +73,16 @@ def test_lie_down_recovery_and_steady_rms():
     assert 0.0 < figures["rms_c"] <= 0.1
 
 
+def test_a_pause_is_not_steady_state_error():
+    # held at 40.0 ± 0.1 but for a 10-min pause at 800 s, in which the mat cools to 32 °C
+    paused = lambda t: 800 <= t < 1400
+    reading = lambda t: _warmup(t) if t < 200 else (32.0 if paused(t) else
+                                                     40.0 + (0.1 if int(t // 10) % 2 else -0.1))
+    figures = cr.measure(_trace(2400, reading, state=lambda t: "paused" if paused(t) else "running"),
+                         PLANT, 40.0)
+    assert 0.0 < figures["rms_c"] <= 0.1
+
+
 def test_a_mat_that_cannot_hold_its_setpoint_is_no_control_error():
     weak = {**PLANT, "heater_w": 40.0}
     assert cr.can_hold(PLANT, 40.0, patient_on=True)          # 80 W ≥ 1.2 × (30 + 24) W

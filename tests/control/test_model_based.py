@@ -67,3 +67,14 @@ def test_a_patient_lying_still_is_not_taken_for_getting_up_again_and_again():
     ctl = runner.core.controller
     assert ctl.getup.false_releases >= 1
     assert figures["rms_c"] <= 0.3, figures["rms_c"]
+
+
+def test_a_real_get_up_is_not_taken_back_when_the_mat_cools_afterwards():
+    """Sweep 1 #247: she gets up at 1362 s; the reading rises 0.2 °C as the element's heat arrives,
+    then falls while the heater stays off. That fall must not restore her load (a phantom patient
+    the controller would heat for)."""
+    from appliance import control_report, sweep
+    _, runner, _ = sweep.run_drawn(247, 1, fault=False,
+                                   overrides={"safety": control_report.blind_safety()})
+    watch = runner.core.controller.getup
+    assert watch.releases >= 1 and watch.false_releases == 0
