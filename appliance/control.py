@@ -274,6 +274,77 @@ class GetUpWatch:
         return False
 
 
+class BankApproach:
+    """A warm-up from rest, steered by the bank of mats it could be (:class:`ModelBank`): when
+    full power must stop, and the duty after that, so that the best candidate lands on the
+    setpoint and no plausible one passes it by more than ``robust_overreach_c``; and whether the
+    warm-up shows a mat outside the envelope (:meth:`mismatch`).
+
+    :param nominal: the configured ``[model]``.
+    :param horizon_s: / ``step_s`` / ``skip_s``: the prediction, as :class:`ModelBased`'s.
+    """
+
+    def __init__(self, nominal: MatParams, *, horizon_s: float, step_s: float, skip_s: float,
+                 boost_overreach_c: float, robust_overreach_c: float):
+        self.bank = ModelBank(nominal)
+        self.horizon_s = horizon_s
+        self.step_s = step_s
+        self.skip_s = skip_s
+        self.boost_overreach_c = boost_overreach_c
+        self.robust_overreach_c = robust_overreach_c
+        self._units: dict[tuple, list[float]] = {}
+
+    def _candidate_duty(self, c, target_c: float) -> float:
+        """The largest duty that keeps bank candidate ``c``'s surface at or below ``target_c``."""
+        m = c.model
+        key = (m.element_j_per_k, m.surface_j_per_k, m.element_to_surface_w_per_k,
+               m.surface_to_ambient_w_per_k)   # the unit response depends on these alone
+        unit = self._units.get(key)
+        if unit is None:
+            unit = self._units[key] = unit_response(m, self.horizon_s, self.step_s)
+        free = free_response(m, c.te_c, c.ts_c, 0.0, len(unit), self.step_s)
+        return _clamp(max_power_w(free, unit, target_c, int(self.skip_s / self.step_s)) / m.heater_w)
+
+    def duty(self, setpoint_c: float) -> float:
+        """After the boost: the best candidate's hold law towards ``boost_overreach_c`` past the
+        setpoint, but no more than any plausible candidate's towards ``robust_overreach_c``."""
+        robust = min((self._candidate_duty(c, setpoint_c + self.robust_overreach_c)
+                      for c in self.bank.plausible()), default=1.0)
+        return min(self._candidate_duty(self.bank.best, setpoint_c + self.boost_overreach_c), robust)
+
+    def boost_ends(self, setpoint_c: float, lead_c: float) -> bool:
+        """Full power must stop now if, held at its holding power from here, the best candidate
+        would pass ``boost_overreach_c`` (or, ``lead_c`` further ahead, ``robust_overreach_c``)
+        or any plausible one ``robust_overreach_c`` above the setpoint: the heat stored in the
+        element and hidden by the sensor's lag still arrives."""
+        def peak(c) -> float:
+            m = c.model
+            hold = m.surface_to_ambient_w_per_k * (setpoint_c - m.ambient_c)
+            return coast_peak_c(m, c.te_c, c.ts_c, hold, 0.0, self.horizon_s)
+        best = peak(self.bank.best)
+        if best >= setpoint_c + self.boost_overreach_c:
+            return True
+        if best + lead_c >= setpoint_c + self.robust_overreach_c:
+            return True
+        return any(peak(c) >= setpoint_c + self.robust_overreach_c for c in self.bank.plausible())
+
+    def mismatch(self) -> tuple[bool, float | None]:
+        """For a bank that explains no mat of the envelope at rest: (not sure yet, the element's
+        power ratio to ``[model] heater_w`` if only an element far stronger than the envelope's
+        explains the warm-up, :meth:`ModelBank.free_fit`).
+
+        A body of 32–36 °C lying on a cooler mat is a heat source the bank does not model and
+        makes the element look stronger; so a strong element is only believed once the reading
+        is above the warmest body and the room.
+        """
+        fit = self.bank.free_fit()
+        if fit is None or not fit.explained or fit.power_ratio <= MISMATCH_HIGH:
+            return False, None
+        if fit.rise_c < MISMATCH_MIN_RISE_C or self.bank.room_c + fit.rise_c <= NO_SOURCE_ABOVE_C:
+            return True, None
+        return False, round(fit.power_ratio, 2)
+
+
 class ModelBased:
     """``ours``: an observer-based, model-predictive controller that learns the mat during the
     warm-up. Design and measurements: ``docs/performance.md``.
@@ -322,11 +393,13 @@ class ModelBased:
                  robust_overreach_c: float = 1.0, getup_allow_c: float = 0.2,
                  min_rise_c: float = 4.0):
         self.nominal = model
-        self.bank = ModelBank(model)
+        self.approach = BankApproach(model, horizon_s=horizon_s, step_s=step_s, skip_s=skip_s,
+                                     boost_overreach_c=boost_overreach_c,
+                                     robust_overreach_c=robust_overreach_c)
+        self.bank = self.approach.bank
         self.min_bank_samples = min_bank_samples
         self.approach_band_c = approach_band_c
         self.min_rise_c = min_rise_c
-        self._bank_units: dict[tuple, list[float]] = {}
         self.robust_overreach_c = robust_overreach_c
         self.getup_allow_c = getup_allow_c
         self.boost_overreach_c = boost_overreach_c
@@ -433,37 +506,6 @@ class ModelBased:
         """
         return max_power_w(self.free_response(), self._unit, target_c, int(self.skip_s / self.step_s))
 
-    def _candidate_duty(self, c, target_c: float) -> float:
-        """The largest duty that keeps bank candidate ``c``'s surface at or below ``target_c``."""
-        m = c.model
-        key = (m.element_j_per_k, m.surface_j_per_k, m.element_to_surface_w_per_k,
-               m.surface_to_ambient_w_per_k)   # the unit response depends on these alone
-        unit = self._bank_units.get(key)
-        if unit is None:
-            unit = self._bank_units[key] = unit_response(m, self.horizon_s, self.step_s)
-        free = free_response(m, c.te_c, c.ts_c, 0.0, len(unit), self.step_s)
-        return _clamp(max_power_w(free, unit, target_c, int(self.skip_s / self.step_s)) / m.heater_w)
-
-    def _robust_duty(self, target_c: float) -> float:
-        """The duty that no plausible mat of the bank would take past ``target_c``."""
-        return min((self._candidate_duty(c, target_c) for c in self.bank.plausible()), default=1.0)
-
-    def _bank_boost_ends(self, setpoint_c: float) -> bool:
-        """Full power must stop now if, held at its holding power from here, the best candidate
-        would pass ``boost_overreach_c`` or any plausible one ``robust_overreach_c`` above the
-        setpoint: the heat stored in the element and hidden by the sensor's lag still arrives."""
-        def peak(c) -> float:
-            m = c.model
-            hold = m.surface_to_ambient_w_per_k * (setpoint_c - m.ambient_c)
-            return coast_peak_c(m, c.te_c, c.ts_c, hold, 0.0, self.horizon_s)
-        best = peak(self.bank.best)
-        if best >= setpoint_c + self.boost_overreach_c:
-            return True
-        if not self._from_rest and (best + self.unknown_lag_lead_c(self.bank.best.model)
-                                    >= setpoint_c + self.robust_overreach_c):
-            return True   # the bank's sums took a drift for the heater: its lags may be wrong
-        return any(peak(c) >= setpoint_c + self.robust_overreach_c for c in self.bank.plausible())
-
     def _watch_getup(self, now_s: float, dt: float, mat_c: float, predicted_c: float | None) -> None:
         """Drop the load estimate when :class:`GetUpWatch` sees the patient get up; restore it
         when that proves false."""
@@ -482,24 +524,6 @@ class ModelBased:
         if self.trusted or len(self._rise.samples) < 8:
             return 0.0
         return max(0.0, GUARD_SENSOR_TAU_S - model.sensor_tau_s) * max(0.0, self._rise.slope())
-
-    def _watch_mismatch(self) -> bool:
-        """The bank explains no mat of the envelope at rest. If a known shape with an element far
-        stronger than the envelope's does (:meth:`ModelBank.free_fit`), and no patient can be
-        what makes it look so, set :attr:`mismatch_ratio`. Returns whether to go on identifying
-        (not sure yet).
-
-        A body of 32–36 °C lying on a cooler mat is a heat source the bank does not model and
-        makes the element look stronger; so a strong element is only believed once the reading
-        is above the warmest body and the room.
-        """
-        fit = self.bank.free_fit()
-        if fit is None or not fit.explained or fit.power_ratio <= MISMATCH_HIGH:
-            return False
-        if fit.rise_c < MISMATCH_MIN_RISE_C or self.bank.room_c + fit.rise_c <= NO_SOURCE_ABOVE_C:
-            return True
-        self.mismatch_ratio = round(fit.power_ratio, 2)
-        return False
 
     def update(self, now_s: float, mat_c: float, setpoint_c: float) -> float:
         if self._last_s is None:
@@ -525,16 +549,16 @@ class ModelBased:
         if self._identifying and self.bank.samples >= self.min_bank_samples:
             if not self.bank.valid:
                 # not a mat of the envelope at rest: the observer takes it from here
-                self._identifying = self._watch_mismatch()
+                self._identifying, self.mismatch_ratio = self.approach.mismatch()
             elif mat_c >= setpoint_c - self.approach_band_c:
                 self._identifying = False
                 self._adopt_best()
             else:
-                if self.boosting and self._bank_boost_ends(setpoint_c):
+                # a fit from a drifting start may have the lags wrong: guard them
+                lead_c = 0.0 if self._from_rest else self.unknown_lag_lead_c(self.bank.best.model)
+                if self.boosting and self.approach.boost_ends(setpoint_c, lead_c):
                     self.boosting = False
-                duty = 1.0 if self.boosting else min(
-                    self._candidate_duty(self.bank.best, setpoint_c + self.boost_overreach_c),
-                    self._robust_duty(setpoint_c + self.robust_overreach_c))
+                duty = 1.0 if self.boosting else self.approach.duty(setpoint_c)
                 self._last_duty = duty
                 return duty
         hold_w = self.hold_w(setpoint_c)
