@@ -181,6 +181,14 @@ def test_a_get_up_coast_past_the_margin_that_slows_down_is_not_a_fault():
     assert _excess(lambda t: 40.0 + 2.0 * (1 - math.exp(-t / 50.0)), setpoint_c=40.0) is None
 
 
+def test_a_welded_ssr_whose_rise_eases_towards_its_equilibrium_still_trips_early():
+    # Full power on a mat held at 38 °C: the rise eases only as the mat nears its ~68 °C
+    # equilibrium (time constant 700 s, each half-window 0.98 × the one before), far from the
+    # fading of stored heat: the slowing exemption must not delay the early check.
+    tripped = _excess(lambda t: 38.0 + 30.0 * (1 - math.exp(-t / 700.0)), setpoint_c=38.0)
+    assert tripped is not None and tripped <= CFG.stuck_window_s + CFG.balance_confirm_s + 0.5
+
+
 def test_a_low_warm_up_overshoot_below_the_floor_is_not_a_fault():
     # A slow sensor over a strong element: a low (36 °C) warm-up coasts to 37.8 °C and levels off.
     assert _excess(lambda t: 37.0 + 0.8 * (1 - math.exp(-t / 60.0)), setpoint_c=36.0) is None
