@@ -241,8 +241,12 @@ class MissingHeat:
         # A patient lying down takes up to G_p,max × (T − T_p,min) at once: more than that must
         # be missing before it can only be the heater.
         patient_w = self.envelope.patient_max_w_per_k * max(0.0, balance.ts_c - self.envelope.patient_min_c)
+        # A weak element delivers only ``scale_min`` of the heat the model sends through it, on top
+        # of what a patient takes. The baseline cannot be trusted to hold that shortfall already:
+        # a warm room hides it (a 0.6 x element in a 31 °C room holds High like the model).
+        weak_w = (1.0 - self.envelope.scale_min) * balance.model_inflow_w
         missing = (driven and not warming
-                   and -deviation > max(cfg.missing_heat_w, patient_w)
+                   and -deviation > max(cfg.missing_heat_w, patient_w + weak_w)
                    and -deviation > cfg.missing_heat_ratio * balance.model_inflow_w)
         self._since = (self._since or now_s) if missing else None
         # The baseline follows slow differences (a room, a mat unlike the model, a patient lying

@@ -21,6 +21,10 @@ CASES = {  # sweep index: what used to trip, and why it no longer does
          "that a body had warmed (a fit from a drifting start is not kept)",
     223: "41.0 C: a 1.9 x element behind a 27 s sensor that no warm-up identified (the lag guard)",
     66: "41.1 C after a get-up: a 1.5 x element behind a 39 s sensor, unidentified (the lag guard)",
+    172: "no_heating_effect: a 0.63 x element in a 31 C room at High, a 5.9 W/K patient lies down "
+         "(the missing-heat bound allows the patient and the weak element together)",
+    23: "no_heating_effect: a patient lies down on a 0.61 x surface behind a 30 s sensor (the same)",
+    429: "no_heating_effect: a 5.3 W/K patient lies down on a 1.5 x element in a 16 C room (the same)",
 }
 
 

@@ -12,6 +12,12 @@ from appliance.alarms import CATALOGUE
 from tests.core.conftest import PERIOD_S, fault_at, run, scenario, trace_after
 
 INJECT_S = 600.0  # well after the reference mat settled at 40 °C
+# Not the sweep's 90 s: at 40 °C the 80 W an open heater leaves missing is what the envelope's
+# weakest element (0.6 x) under its heaviest, coolest patient (6 W/K at 32 °C) leaves missing,
+# and the check may trip only once no working mat explains it — as the mat cools and the
+# controller's power rises (docs/safety.md, "An open heater cannot always be caught in 90 s").
+# Measured 130.5 s; 87 s when the check allowed the patient or the weak element, not both.
+OPEN_HEATER_AT_HIGH_S = 150.0
 
 CASES = [  # fault, expected code, detection deadline (s), max surface (°C)
     ("rtd_open", "rtd_open", 1.0, 41.0),
@@ -21,7 +27,7 @@ CASES = [  # fault, expected code, detection deadline (s), max surface (°C)
     ("spi_error", "spi_error", 1.0, 41.0),
     ("loop_stall", "loop_stall", 1.0, 41.0),
     ("stale", "sensor_stale", 15.0, 41.0),
-    ("heater_open", "no_heating_effect", 90.0, 41.0),
+    ("heater_open", "no_heating_effect", OPEN_HEATER_AT_HIGH_S, 41.0),
     ("sensor_detached", "sensor_detached", 90.0, 41.0),
     ("ssr_stuck_on", "heating_while_off", 120.0, 42.0),
     ("ui_disconnect", "ui_lost", 30.0 + 1.0, 41.0),
@@ -94,6 +100,20 @@ def test_a_weak_element_that_cannot_reach_the_level_is_a_notice_not_a_fault():
     holds = notice[0]["params"]["holding_c"]
     assert notice[0]["params"]["level"] == "high" and 37.0 < holds < 39.5
     assert f"{holds:.1f} °C" in notice[0]["text"]
+
+
+def test_the_weakest_element_under_the_heaviest_patient_is_no_open_heater():
+    """The envelope's corner where a working mat looks most like an open heater: a 0.6 x element
+    that a warm room lets reach High, then a 6 W/K patient at 32 °C lies down. Against the
+    nominal model, 40 % of the power sent after she lay down goes missing *and* she takes 48 W:
+    the missing-heat check must allow both at once (it once allowed the larger of the two and
+    tripped here 45 s after she lay down; sweep 11 #172 is such a mat)."""
+    events = [{"at_s": 700.0, "action": "patient_on"}]
+    result, _ = run(scenario(duration_s=1500, events=events,
+                             plant={"heater_w": 48.0, "ambient_c": 31.0,
+                                    "patient_w_per_k": 6.0, "patient_c": 32.0}))
+    assert result["faults"] == []
+    assert result["outcome"] == "running"
 
 
 def test_heating_ends_with_the_session():
