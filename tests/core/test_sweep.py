@@ -72,3 +72,13 @@ def test_sweep_cli_prints_the_contract_fields(tmp_path, capsys):
     assert code == (1 if summary["failures"] else 0)
     for failure in summary["failures"]:
         assert (tmp_path / failure["file"].split("/")[-1]).exists()
+
+
+def test_fault_observability_times_the_first_departure_from_the_twin_after_the_effect():
+    from bench.fault_observability import departure_s
+    twin = [(t * 0.25, 38.0, 38.0) for t in range(400)]
+    # The faulted reading drifts from 10 s on; a glitch before the effect does not count.
+    faulted = [(t, (37.0 if t == 2.0 else 38.0 - max(0.0, t - 10.0) * 0.012), 38.0) for t, *_ in twin]
+    assert departure_s(faulted, twin, 5.0, 0.05) == 14.25 - 5.0   # the first sample past 0.05 °C
+    assert departure_s(faulted, twin, 5.0, 0.1) == 18.5 - 5.0
+    assert departure_s(twin, twin, 0.0, 0.05) is None
