@@ -60,6 +60,7 @@ class SafetyConfig:
     missing_min_duty: float = field(default=0.5, metadata=_num(0.2, 1.0))
     missing_confirm_s: float = field(default=12.0, metadata=_num(0.0, 300.0))
     missing_window_s: float = field(default=60.0, metadata=_num(5.0, 300.0))
+    missing_warming_window_s: float = field(default=20.0, metadata=_num(5.0, 300.0))
     balance_confirm_s: float = field(default=5.0, metadata=_num(0.0, 60.0))
     balance_baseline_s: float = field(default=300.0, metadata=_num(30.0, 3600.0))
     reach_notice_s: float = field(default=300.0, metadata=_num(60.0, 3600.0))

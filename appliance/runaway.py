@@ -215,7 +215,7 @@ class MissingHeat:
         self.envelope = envelope
         self.balance = HeatBalance(model, pole_per_s=0.12)
         self.duty = Window(cfg.missing_window_s)
-        self.surface = Window(cfg.missing_window_s)
+        self.surface = Window(cfg.missing_warming_window_s)
         self.reset()
 
     def reset(self) -> None:
@@ -235,6 +235,9 @@ class MissingHeat:
         if balance.age_s < BALANCE_SETTLE_S:
             return False
         deviation = balance.unexplained_w - self.baseline_w
+        # Warming *now*: after a heater opens, its element's stored heat still warms the surface
+        # for a minute or two, ever more slowly; a longer window remembers that rise as proof of
+        # a working heater (and the baseline learns the deficit meanwhile).
         warming = self.surface.samples[-1][1] - self.surface.samples[0][1] > WARMING_C
         driven = (self.duty.covered_s >= cfg.missing_window_s - 0.5
                   and self.duty.mean() >= cfg.missing_min_duty and duty >= cfg.missing_min_duty)

@@ -53,6 +53,19 @@ def test_fault_trips_within_deadline_and_heater_is_off(fault, code, deadline_s, 
         assert result["outcome"] == "running"  # the traction session goes on without heat
 
 
+@pytest.mark.parametrize("opens_s", [30.0, 120.0, 300.0])
+def test_an_open_heater_in_the_warm_up_is_caught_within_90_s(opens_s):
+    """At full power on a mat still below body temperature no patient can explain missing heat.
+    The element's stored heat keeps the surface rising, ever more slowly, for a minute or two
+    after it opens: only the last ``missing_warming_window_s`` of rise counts as a working heater
+    (with 60 s: 95–147 s)."""
+    result, runner = run(scenario(duration_s=opens_s + 200, events=[fault_at(opens_s, "heater_open")]))
+    assert [f["code"] for f in result["faults"]] == ["no_heating_effect"]
+    trip = result["faults"][0]
+    assert trip["detected_at_s"] - opens_s <= 90.0
+    assert all(row[4] == 0.0 and not row[5] for row in trace_after(runner, trip["detected_at_s"] + PERIOD_S))
+
+
 def test_noise_spikes_are_rejected_without_alarm_or_control_upset():
     result, _ = run(scenario(duration_s=1300, program="quick",
                              events=[fault_at(0.0, "noise_spikes")]))
