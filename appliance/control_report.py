@@ -41,7 +41,7 @@ from pathlib import Path
 
 from appliance.config import SafetyConfig
 from appliance.sim import BAND_C, GETUP_WINDOW_S, smoothed
-from appliance.sweep import _percentile, run_drawn, to_toml
+from appliance.sweep import percentile, run_drawn, to_toml
 from hw.sim.plant import MatParams
 
 CONTROLLERS = ("ours", "full_power", "kiln_pid", "bang_bang")
@@ -250,7 +250,7 @@ def with_ratios(rows: list[dict]) -> list[dict]:
 def _stat(values: list[float], which: str) -> float | None:
     if not values:
         return None
-    value = max(values) if which == "max" else _percentile(values, 0.5 if which == "p50" else 0.95)
+    value = max(values) if which == "max" else percentile(values, 0.5 if which == "p50" else 0.95)
     return None if math.isinf(value) else round(value, 4)
 
 

@@ -187,17 +187,22 @@ def run_drawn(index: int, seed: int, *, fault: bool, controller: str | None = No
     """Draw scenario ``index`` of ``seed``, apply ``controller`` and ``overrides`` (configuration
     sections merged into it) and run it; returns (scenario, runner, result). The scenario returned
     is exactly what ran: ``to_toml`` of it re-runs the same session."""
-    from appliance.sim import ScenarioRun, parse_scenario
-    logging.disable(logging.WARNING)  # the faults are in the result; thousands of log lines are not
     scenario = draw(index, seed, fault=fault)
     if controller:
         scenario["run"]["controller"] = controller
     for section, values in (overrides or {}).items():
         scenario[section] = {**scenario.get(section, {}), **values}
-    runner = ScenarioRun(parse_scenario(scenario, f"sweep {seed}/{index}"))
-    with contextlib.redirect_stderr(io.StringIO()):  # refused events of a faulted session
-        result = runner.run()
+    runner, result = run_scenario(scenario, f"sweep {seed}/{index}")
     return scenario, runner, result
+
+
+def run_scenario(scenario: dict, source: str):
+    """Run a scenario dict quietly; returns (runner, result)."""
+    from appliance.sim import ScenarioRun, parse_scenario
+    logging.disable(logging.WARNING)  # the faults are in the result; thousands of log lines are not
+    runner = ScenarioRun(parse_scenario(scenario, source))
+    with contextlib.redirect_stderr(io.StringIO()):  # refused events of a faulted session
+        return runner, runner.run()
 
 
 def _run_one(job: tuple) -> tuple[int, dict, dict]:
@@ -222,7 +227,7 @@ def run_sweep(count: int, seed: int, *, faults: bool, jobs: int = 2, controller:
     return [(i, s, r, judge(r, s)) for i, s, r in done]
 
 
-def _percentile(values: list[float], q: float) -> float | None:
+def percentile(values: list[float], q: float) -> float | None:
     if not values:
         return None
     ordered = sorted(values)
@@ -281,8 +286,8 @@ def report(runs: list, seed: int, faults: bool, out_dir: Path | None) -> dict:
     for name, entry in sorted(per_fault.items()):
         times = entry["times"]
         fault_table[name] = {"runs": entry["runs"], "misses": entry["misses"],
-                             "detect_p50_s": _percentile(times, 0.5),
-                             "detect_p99_s": _percentile(times, 0.99),
+                             "detect_p50_s": percentile(times, 0.5),
+                             "detect_p99_s": percentile(times, 0.99),
                              "detect_max_s": max(times) if times else None,
                              "deadline_s": FAULT_RULES[name].deadline_s}
     surfaces = [r["max_surface_c"] for _, _, r, _ in runs]

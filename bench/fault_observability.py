@@ -12,9 +12,7 @@ object; not part of ``make bench`` (it runs the sweep's power faults twice).
 """
 
 import argparse
-import contextlib
 import copy
-import io
 import json
 from concurrent.futures import ProcessPoolExecutor
 
@@ -26,13 +24,6 @@ DELTAS_C = (0.05, 0.1)
 
 def _fault(scenario: dict) -> dict:
     return next(e for e in scenario["event"] if e["action"] == "fault")
-
-
-def _run(scenario: dict):
-    from appliance.sim import ScenarioRun, parse_scenario
-    runner = ScenarioRun(parse_scenario(scenario, "observability"))
-    with contextlib.redirect_stderr(io.StringIO()):
-        return runner, runner.run()
 
 
 def departure_s(faulted: list[tuple], twin: list[tuple], effect_s: float, delta_c: float) -> float | None:
@@ -47,17 +38,15 @@ def departure_s(faulted: list[tuple], twin: list[tuple], effect_s: float, delta_
 
 def measure(job: tuple[int, int]) -> dict | None:
     index, seed = job
-    import logging
-    logging.disable(logging.WARNING)
     scenario = sweep.draw(index, seed, fault=True)
     fault = _fault(scenario)
-    runner, result = _run(scenario)
+    runner, result = sweep.run_scenario(scenario, f"observability {seed}/{index}")
     effect = result.get("fault_effect_at_s")
     if effect is None:
         return None   # a latent fault: nothing to see, nothing to miss
     twin = copy.deepcopy(scenario)
     twin["event"] = [e for e in twin["event"] if e["action"] != "fault"]
-    twin_runner, _ = _run(twin)
+    twin_runner, _ = sweep.run_scenario(twin, f"observability {seed}/{index} twin")
     effect_s = max(effect, fault["at_s"])
     verdict = sweep.judge(result, scenario)
     return {"index": index, "fault": fault["fault"], "detect_s": verdict["detect_s"],
@@ -75,7 +64,7 @@ def summarise(rows: list[dict]) -> dict:
         for delta in map(str, DELTAS_C):
             seen = [r["departure_s"][delta] for r in mine if r["departure_s"][delta] is not None]
             entry[f"departure_{delta}_c"] = {
-                "p50_s": sweep._percentile(seen, 0.5), "max_s": max(seen) if seen else None,
+                "p50_s": sweep.percentile(seen, 0.5), "max_s": max(seen) if seen else None,
                 "never": len(mine) - len(seen),
                 "after_deadline": sum(s > entry["deadline_s"] for s in seen)}
         out[name] = entry
