@@ -148,12 +148,15 @@ def measure(trace: list[tuple], plant: dict, setpoint_c: float | None,
     on_excess = [row[2] - sp for row, sp in zip(trace, targets) if row[7] and sp is not None]
     getup_excess, getup_surface = [], []
     for up in ups:
-        sp = next((s for row, s in zip(trace, targets) if row[0] >= up), None)
-        window = [row[2] for row in trace if up <= row[0] <= up + GETUP_WINDOW_S and not row[7]]
+        # against the setpoint of each moment: a get-up in a pre-warm is followed by the
+        # session's own, higher setpoint, which is no excess
+        window = [(row[2], sp) for row, sp in zip(trace, targets)
+                  if up <= row[0] <= up + GETUP_WINDOW_S and not row[7]]
         if window:
-            getup_surface.append(max(window))
-            if sp is not None:
-                getup_excess.append(max(window) - sp)
+            getup_surface.append(max(surface for surface, _ in window))
+            excess = [surface - sp for surface, sp in window if sp is not None]
+            if excess:
+                getup_excess.append(max(excess))
 
     patient_at = {row[0]: row[7] for row in trace}
     heating_at = {row[0]: row[6] == "running" for row in trace}

@@ -62,6 +62,19 @@ def test_a_pre_warm_is_judged_against_its_own_setpoint():
     assert math.isclose(figures["patient_on_excess_c"], 0.5, abs_tol=1e-6)
 
 
+def test_a_get_up_in_a_pre_warm_is_judged_against_each_moments_setpoint():
+    # she gets up at -200 s of a pre-warm at 36 °C; the session then heats to 40 °C: no excess.
+    # Sweep 1 #99 was reported 4.04 °C over "the setpoint" for exactly this.
+    patient = lambda t: t < -200
+    surface = lambda t: 36.3 if t < 0 else _warmup(t)
+    trace = _trace(400, lambda t: 36.0 if t < 0 else _warmup(t), surface, patient,
+                   state=lambda t: "idle" if t < 0 else "running", start_s=-300)
+    trace = [(t, c, s, None if t < 0 else sp, *rest) for t, c, s, sp, *rest in trace]
+    figures = cr.measure(trace, PLANT, 40.0, prewarm_setpoint_c=36.0)
+    assert math.isclose(figures["getup_excess_c"], 0.3, abs_tol=1e-6)
+    assert math.isclose(figures["getup_surface_c"], 40.0, abs_tol=1e-6)
+
+
 def test_lie_down_recovery_and_steady_rms():
     dip = lambda t: 40.0 - (0.8 if 1000 <= t < 1040 else 0.0) + (0.1 if int(t // 10) % 2 else -0.1)
     reading = lambda t: _warmup(t) if t < 200 else dip(t)
