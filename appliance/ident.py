@@ -156,7 +156,8 @@ class ModelBank:
                 sse = max(0.0, self.s_dd - 2 * q * s.s_rd + q * q * s.s_rr)
                 model = replace(s.model, heater_w=self.nominal.heater_w * q, ambient_c=room)
                 body = s.body
-                out.append(Candidate(model, room + q * body.re, room + q * body.rs, room + q * s.rr, sse))
+                out.append(Candidate(model, room + q * body.re, room + q * body.rs,
+                                     room + q * s.rr, sse))
             self._candidates = out
         return self._candidates
 
