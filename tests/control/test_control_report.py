@@ -52,25 +52,26 @@ def test_surface_under_and_after_a_patient_against_the_setpoint():
     assert math.isclose(figures["getup_surface_c"], 40.7, abs_tol=1e-6)
 
 
-def test_a_pre_warm_is_judged_against_its_own_setpoint():
-    patient = lambda t: t < -100
-    surface = lambda t: 36.5 if t < 0 else _warmup(t)
+def _prewarm_trace(patient, surface_before_c: float) -> list[tuple]:
+    """A pre-warm at 36 °C from -300 s (the trace has no setpoint then), then the session's
+    warm-up to 40 °C; the surface ``surface_before_c`` before Start."""
+    surface = lambda t: surface_before_c if t < 0 else _warmup(t)
     trace = _trace(400, lambda t: 36.0 if t < 0 else _warmup(t), surface, patient,
                    state=lambda t: "idle" if t < 0 else "running", start_s=-300)
-    trace = [(t, c, s, None if t < 0 else sp, *rest) for t, c, s, sp, *rest in trace]
-    figures = cr.measure(trace, PLANT, 40.0, prewarm_setpoint_c=36.0)
+    return [(t, c, s, None if t < 0 else sp, *rest) for t, c, s, sp, *rest in trace]
+
+
+def test_a_pre_warm_is_judged_against_its_own_setpoint():
+    figures = cr.measure(_prewarm_trace(lambda t: t < -100, 36.5), PLANT, 40.0,
+                         prewarm_setpoint_c=36.0)
     assert math.isclose(figures["patient_on_excess_c"], 0.5, abs_tol=1e-6)
 
 
 def test_a_get_up_in_a_pre_warm_is_judged_against_each_moments_setpoint():
     # she gets up at -200 s of a pre-warm at 36 °C; the session then heats to 40 °C: no excess.
     # Sweep 1 #99 was reported 4.04 °C over "the setpoint" for exactly this.
-    patient = lambda t: t < -200
-    surface = lambda t: 36.3 if t < 0 else _warmup(t)
-    trace = _trace(400, lambda t: 36.0 if t < 0 else _warmup(t), surface, patient,
-                   state=lambda t: "idle" if t < 0 else "running", start_s=-300)
-    trace = [(t, c, s, None if t < 0 else sp, *rest) for t, c, s, sp, *rest in trace]
-    figures = cr.measure(trace, PLANT, 40.0, prewarm_setpoint_c=36.0)
+    figures = cr.measure(_prewarm_trace(lambda t: t < -200, 36.3), PLANT, 40.0,
+                         prewarm_setpoint_c=36.0)
     assert math.isclose(figures["getup_excess_c"], 0.3, abs_tol=1e-6)
     assert math.isclose(figures["getup_surface_c"], 40.0, abs_tol=1e-6)
 
