@@ -46,12 +46,6 @@ RELEASE_CHECK_S = 60.0
 NO_SOURCE_ABOVE_C = 36.5
 
 
-#: The pulse plan (:meth:`ModelBased.power_for`) only where holding takes less than this share of
-#: the element: with less to spare a pulse is just full power, which gains little, and on a weak
-#: element under a patient it tipped the missing-heat check (sweep 11 #790).
-PULSE_MAX_HOLD = 0.8
-
-
 def _clamp(value: float, low: float = 0.0, high: float = 1.0) -> float:
     return low if value < low else high if value > high else value
 
@@ -105,21 +99,6 @@ def max_power_w(free: list[float], unit: list[float], target_c: float, start: in
     """The largest constant power that keeps ``free[k] + P * unit[k]`` at or below ``target_c``
     for every step from ``start`` on (the model is linear)."""
     return min((target_c - f) / u for f, u in zip(free[start:], unit[start:]))
-
-
-def max_pulse_w(free: list[float], unit: list[float], target_c: float, start: int,
-                pulse_steps: int, after_w: float) -> float | None:
-    """The largest power for the first ``pulse_steps`` steps, ``after_w`` from then on, that keeps
-    the surface at or below ``target_c`` for every step from ``start`` on: the pulse's response
-    is ``unit[k] - unit[k - n]``, the rest's ``unit[k - n]`` (superposition). None if no step
-    constrains it."""
-    bounds = []
-    for k in range(start, len(unit)):
-        later = unit[k - pulse_steps] if k >= pulse_steps else 0.0
-        pulse = unit[k] - later
-        if pulse > 0.0:
-            bounds.append((target_c - free[k] - after_w * later) / pulse)
-    return min(bounds, default=None)
 
 
 class Pid:
@@ -392,14 +371,11 @@ class ModelBased:
       reach the setpoint is deliberate: the predictive hold below then runs the heater under the
       holding power for a while, which lands the surface on the setpoint sooner, without overshoot.
     * **Hold**: each sample, the largest constant power for which the predicted surface stays at
-      or below the setpoint over the horizon, or the largest ``pulse_s`` pulse followed by the
-      holding power, whichever first move is larger (:meth:`power_for`). The model is linear, so
-      that is one pass over a precomputed unit response: cheap. At equilibrium it is the holding
-      power (room losses plus the observed load); with heat stored in the element it is less;
-      with the surface low it is more, and the pulse refills a deficit (a patient who lay down)
-      faster than the surface would settle by itself. The observer's unexplained-heat state is
-      the integral action: a steady model error becomes a load estimate, so no separate
-      integrator (and no windup).
+      or below the setpoint over the horizon (:meth:`power_for`). The model is linear, so that is
+      one pass over a precomputed unit response: cheap. At equilibrium it is the holding power
+      (room losses plus the observed load); with heat stored in the element it is less; with the
+      surface low it is more. The observer's unexplained-heat state is the integral action: a
+      steady model error becomes a load estimate, so no separate integrator (and no windup).
     * **Load rejection**: the observed load enters the prediction as a constant heat flow, i.e.
       feed-forward of the patient's body; a CUSUM on the innovation drops the load estimate at
       once when the patient gets up (:class:`GetUpWatch`), and restores it if she did not.
@@ -415,7 +391,7 @@ class ModelBased:
                  release_sigmas: float = 4.0, release_min_load_w: float = 4.0,
                  min_bank_samples: int = 40, approach_band_c: float = 1.0,
                  robust_overreach_c: float = 1.0, getup_allow_c: float = 0.2,
-                 min_rise_c: float = 4.0, pulse_s: float = 28.0):
+                 min_rise_c: float = 4.0):
         self.nominal = model
         self.approach = BankApproach(model, horizon_s=horizon_s, step_s=step_s, skip_s=skip_s,
                                      boost_overreach_c=boost_overreach_c,
@@ -430,7 +406,6 @@ class ModelBased:
         self.horizon_s = horizon_s
         self.step_s = step_s
         self.skip_s = skip_s
-        self._pulse_steps = int(pulse_s / step_s)
         self.load_smooth_s = load_smooth_s
         self.adapt = adapt
         self.pole = observer_pole_per_s
@@ -522,31 +497,14 @@ class ModelBased:
         return free_response(self.m, self.balance.te_c, self.balance.ts_c, self.load_w,
                              len(self._unit), self.step_s)
 
-    def power_for(self, target_c: float, pulse: bool = True) -> float:
-        """The power for the next sample: the larger first move of two plans that both keep the
-        predicted surface at or below ``target_c`` over the whole horizon — a constant power
-        (:func:`max_power_w`), and a ``pulse_s`` pulse followed by the holding power at the
-        target (:func:`max_pulse_w`). Only steps after ``skip_s`` count: the first seconds' unit
-        response is tiny and would turn sensor noise into power.
-
-        Near equilibrium the constant plan is the holding power; after the boost it lets the
-        element's stored heat arrive first; far below the target it exceeds the heater. Below
-        the target with the element already at its holding temperature (a patient lay down and
-        the observer has learnt her), the constant plan can only approach the target as fast as
-        the surface settles by itself (Cs / (G_sa + G_p), ~3 min); the pulse plan fills the
-        deficit first and then holds, which is what brings the reading back into the band.
-
-        No pulse (``pulse`` false) while the get-up reserve is holding the mat low: the pulse's
-        heat is in the element when she gets up (sweep 11 #87: 41.9 °C after a get-up in the
-        middle of one); nor where holding takes more than :data:`PULSE_MAX_HOLD` of the element.
+    def power_for(self, target_c: float) -> float:
+        """The largest constant power that keeps the predicted surface at or below ``target_c``
+        over the whole horizon (:func:`max_power_w`). Only steps after ``skip_s`` count: the
+        first seconds' unit response is tiny and would turn sensor noise into power. Near
+        equilibrium this is the holding power; after the boost it lets the element's stored heat
+        arrive first; far below the target it exceeds the heater.
         """
-        free, start = self.free_response(), int(self.skip_s / self.step_s)
-        constant = max_power_w(free, self._unit, target_c, start)
-        hold_w = self.hold_w(target_c)
-        if not pulse or hold_w > PULSE_MAX_HOLD * self.m.heater_w:
-            return constant
-        pulse = max_pulse_w(free, self._unit, target_c, start, self._pulse_steps, hold_w)
-        return constant if pulse is None else max(constant, pulse)
+        return max_power_w(self.free_response(), self._unit, target_c, int(self.skip_s / self.step_s))
 
     def _watch_getup(self, now_s: float, dt: float, mat_c: float, predicted_c: float | None) -> None:
         """Drop the load estimate when :class:`GetUpWatch` sees the patient get up; restore it
@@ -614,9 +572,8 @@ class ModelBased:
         if self.boosting:
             duty = 1.0
         else:
-            reserve_c = self.getup_reserve_c(setpoint_c)
-            duty = _clamp(self.power_for(setpoint_c - self.hold_margin_c - lead_c - reserve_c,
-                                         pulse=reserve_c == 0.0) / m.heater_w)
+            duty = _clamp(self.power_for(setpoint_c - self.hold_margin_c - lead_c
+                                         - self.getup_reserve_c(setpoint_c)) / m.heater_w)
         self._last_duty = duty
         return duty
 
