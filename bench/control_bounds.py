@@ -29,7 +29,6 @@ Pauses are left out: a bound for the mat and the patient. A table and one JSON o
 of ``make bench`` (the control report is).
 """
 
-import argparse
 import json
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
@@ -38,9 +37,10 @@ from appliance import sweep
 from appliance.config import Config
 from appliance.control_report import TARGETS, can_hold
 from appliance.sim import BAND_C, GETUP_WINDOW_S
+from bench import sweep_parser
 from hw.sim.plant import MatModel, MatParams
 
-SAMPLE_S = 0.25                    # the controller's sample period
+SAMPLE_S = Config().control.sample_period_s   # the controller's sample period
 #: Issue 12's targets (``control_report.TARGETS``) that the bounds are held against.
 _TARGETS = {key: dict(pairs) for key, pairs in TARGETS.items()}
 OVERSHOOT_TARGETS_C = (_TARGETS["overshoot_c"]["p95"], _TARGETS["overshoot_c"]["max"])
@@ -236,10 +236,7 @@ def table(summary: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--runs", type=int, default=500)
-    parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--jobs", type=int, default=2)
+    parser = sweep_parser(__doc__, runs=500, seed=1)
     args = parser.parse_args(argv or [])
     jobs = [(i, args.seed) for i in range(args.runs)]
     with ProcessPoolExecutor(max_workers=args.jobs) as pool:

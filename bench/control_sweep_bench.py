@@ -8,18 +8,15 @@ five scenarios written to ``control-worst/`` for re-running alone. 500 scenarios
 take about 40 min of one core (≈ 1.2 s a run). ``main()`` returns the JSON object.
 """
 
-import argparse
 import json
 from pathlib import Path
 
 from appliance import control_report
+from bench import sweep_parser
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--runs", type=int, default=500)
-    parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--jobs", type=int, default=2)
+    parser = sweep_parser(__doc__, runs=500, seed=1)
     parser.add_argument("--out", default="control-worst")
     args = parser.parse_args(argv or [])
     rows = control_report.run_report(args.runs, args.seed, jobs=args.jobs)

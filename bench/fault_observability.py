@@ -11,12 +11,12 @@ the detection time is what telling the fault from a working mat costs. A table a
 object; not part of ``make bench`` (it runs the sweep's power faults twice).
 """
 
-import argparse
 import copy
 import json
 from concurrent.futures import ProcessPoolExecutor
 
 from appliance import sweep
+from bench import sweep_parser
 
 POWER_FAULTS = ("heater_open", "ssr_stuck_on")
 DELTAS_C = (0.05, 0.1)
@@ -72,10 +72,7 @@ def summarise(rows: list[dict]) -> dict:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--runs", type=int, default=1000)
-    parser.add_argument("--seed", type=int, default=12)
-    parser.add_argument("--jobs", type=int, default=2)
+    parser = sweep_parser(__doc__, runs=1000, seed=12)
     args = parser.parse_args(argv or [])
     chosen = [i for i in range(args.runs)
               if _fault(sweep.draw(i, args.seed, fault=True))["fault"] in POWER_FAULTS]

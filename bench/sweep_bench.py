@@ -6,17 +6,14 @@ The same as ``lumbarest-sim --sweep N --seed S [--faults]``: a table per sweep, 
 scenarios written to ``sweep-failures/`` for re-running alone. ``main()`` returns both summaries.
 """
 
-import argparse
 from pathlib import Path
 
 from appliance import sweep
+from bench import sweep_parser
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--runs", type=int, default=200)
-    parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--jobs", type=int, default=2)
+    parser = sweep_parser(__doc__, runs=200, seed=1)
     args = parser.parse_args(argv or [])
     out = {}
     for faults in (False, True):
